@@ -1,0 +1,106 @@
+package org.moespark.cuda;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Stream-ordered device allocator (cudaMallocAsync / cudaFreeAsync) that tracks what it handed out.
+ * {@link #close()} reports buffers that were never closed (and frees them) with an
+ * {@link IllegalStateException} naming each leak and where it was allocated.
+ */
+public final class DeviceAllocator implements AutoCloseable {
+  private final String name;
+  private final CudaStream stream;
+  private final Map<DeviceBuffer, String> live = new LinkedHashMap<>();
+  private final AtomicLong bytesLive = new AtomicLong();
+  private long peakBytes;
+  private boolean closed;
+
+  /** An allocator whose buffers are allocated and freed in order on {@code stream}. */
+  public DeviceAllocator(String name, CudaStream stream) {
+    NativeLibrary.requireAvailable();
+    this.name = name;
+    this.stream = stream;
+  }
+
+  public CudaStream stream() {
+    return stream;
+  }
+
+  /** Allocates {@code bytes} of device memory (a zero-byte request gives a valid empty buffer). */
+  public synchronized DeviceBuffer allocate(long bytes, String what) {
+    if (closed) {
+      throw new IllegalStateException("allocator '" + name + "' is closed");
+    }
+    if (bytes < 0) {
+      throw new IllegalArgumentException("negative allocation size for " + what + ": " + bytes);
+    }
+    long addr = bytes == 0 ? 0 : Cuda.mallocAsync(bytes, stream.handle());
+    DeviceBuffer b = new DeviceBuffer(this, addr, bytes);
+    live.put(b, what + " (" + bytes + " bytes)");
+    peakBytes = Math.max(peakBytes, bytesLive.addAndGet(bytes));
+    return b;
+  }
+
+  /** Allocates and copies {@code data} in. */
+  public DeviceBuffer upload(float[] data, String what) {
+    DeviceBuffer b = allocate(4L * data.length, what);
+    b.copyFrom(data);
+    return b;
+  }
+
+  public DeviceBuffer upload(int[] data, String what) {
+    DeviceBuffer b = allocate(4L * data.length, what);
+    b.copyFrom(data);
+    return b;
+  }
+
+  public DeviceBuffer upload(short[] data, String what) {
+    DeviceBuffer b = allocate(2L * data.length, what);
+    b.copyFrom(data);
+    return b;
+  }
+
+  public DeviceBuffer upload(byte[] data, String what) {
+    DeviceBuffer b = allocate(data.length, what);
+    b.copyFrom(data);
+    return b;
+  }
+
+  synchronized void release(DeviceBuffer b) {
+    if (live.remove(b) != null) {
+      bytesLive.addAndGet(-b.size());
+      if (b.address() != 0) {
+        Cuda.freeAsync(b.address(), stream.handle());
+      }
+    }
+  }
+
+  public long bytesInUse() {
+    return bytesLive.get();
+  }
+
+  public synchronized long peakBytes() {
+    return peakBytes;
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    List<String> leaks = new ArrayList<>(live.values());
+    for (DeviceBuffer b : new ArrayList<>(live.keySet())) {
+      b.close();
+    }
+    stream.synchronize();
+    closed = true;
+    if (!leaks.isEmpty()) {
+      throw new IllegalStateException("allocator '" + name + "' closed with " + leaks.size()
+          + " device buffer(s) still open: " + leaks);
+    }
+  }
+}
