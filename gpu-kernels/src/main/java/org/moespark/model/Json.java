@@ -450,8 +450,8 @@ public final class Json {
 
   /**
    * Compact JSON ({@code ,} and {@code :} without spaces, as serde_json writes safetensors headers).
-   * Accepts Map (String keys, iteration order kept), Iterable, arrays of primitives are not
-   * supported (use lists), CharSequence, Number (finite), Boolean, long[]/int[] and null.
+   * Accepts Map (String keys, iteration order kept), Iterable, long[] and int[] (as arrays),
+   * CharSequence, finite Number, Boolean and null.
    */
   public static String write(Object v) {
     StringBuilder sb = new StringBuilder();
