@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.moespark.formats.Bf16;
 import org.moespark.testing.Tolerance;
 
 class MoePermuteTest {
@@ -28,7 +29,7 @@ class MoePermuteTest {
   static short[] randomBf16(Random rnd, int n) {
     short[] x = new short[n];
     for (int i = 0; i < n; i++) {
-      x[i] = PaddleNumerics.floatToBf16((float) rnd.nextGaussian());
+      x[i] = Bf16.encode((float) rnd.nextGaussian());
     }
     return x;
   }

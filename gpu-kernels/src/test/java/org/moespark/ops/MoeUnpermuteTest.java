@@ -6,13 +6,14 @@ import static org.moespark.ops.MoePermuteTest.assertMessage;
 
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.moespark.formats.Bf16;
 import org.moespark.testing.Tolerance;
 
 class MoeUnpermuteTest {
 
   static short bf(float f) {
-    short b = PaddleNumerics.floatToBf16(f);
-    if (PaddleNumerics.bf16ToFloat(b) != f) {
+    short b = Bf16.encode(f);
+    if (Bf16.decode(b) != f) {
       throw new AssertionError(f + " is not a bf16 value");
     }
     return b;
@@ -102,8 +103,8 @@ class MoeUnpermuteTest {
     short[] weighted = new short[p.hiddenStatesUnzipped().length];
     for (int r = 0; r < p.rows(); r++) {
       for (int c = 0; c < h; c++) {
-        weighted[r * h + c] = PaddleNumerics.floatToBf16(
-            PaddleNumerics.bf16ToFloat(p.hiddenStatesUnzipped()[r * h + c]) * p.tokenProbUnzipped()[r]);
+        weighted[r * h + c] = Bf16.encode(
+            Bf16.decode(p.hiddenStatesUnzipped()[r * h + c]) * p.tokenProbUnzipped()[r]);
       }
     }
     MoeUnpermute.Result<short[]> u = MoeUnpermute.unpermute(weighted, p.rows(), h, p.zippedExpertwiseRowmap(),
@@ -119,8 +120,8 @@ class MoeUnpermuteTest {
     float[] got = new float[h];
     float[] want = new float[h];
     for (int c = 0; c < h; c++) {
-      got[c] = PaddleNumerics.bf16ToFloat(u.hiddenStates()[c]);
-      want[c] = PaddleNumerics.bf16ToFloat(x[c]);
+      got[c] = Bf16.decode(u.hiddenStates()[c]);
+      want[c] = Bf16.decode(x[c]);
     }
     Tolerance.BF16.assertClose(got, want, "token 0 round trip");
   }
@@ -198,7 +199,7 @@ class MoeUnpermuteTest {
             cnt++;
           }
         }
-        short want = cnt == 0 ? 0 : cnt == 1 ? raw : PaddleNumerics.floatToBf16(sum);
+        short want = cnt == 0 ? 0 : cnt == 1 ? raw : Bf16.encode(sum);
         assertEquals(want, u.hiddenStates()[t * h + c], "token " + t + " col " + c);
       }
     }
