@@ -185,6 +185,25 @@ class MoePermuteTest {
   }
 
   @Test
+  void extendedExpertLimit384() {
+    Random rnd = new Random(384);
+    int s = 1583;
+    int k = 16;
+    int e = MoePermute.MAX_EXPERTS;
+    int[] route = randomRoute(rnd, s, k, e, 0.02);
+    float[] probs = new float[s * k];
+    for (int i = 0; i < probs.length; i++) {
+      probs[i] = rnd.nextFloat();
+    }
+    MoePermute.Maps m = MoePermute.maps(route, probs, s, k, e, histogram(route, e), 128);
+    Ref ref = reference(route, probs, s, k, e, 128);
+    assertEquals(ref.rows, m.rows());
+    assertArrayEquals(ref.rowmap, m.zippedExpertwiseRowmap());
+    Tolerance.assertBitEqual(m.tokenProbUnzipped(), ref.prob, "probs");
+    assertArrayEquals(ref.expertIdx, m.expertIndices());
+  }
+
+  @Test
   void doGatherFalseGivesIdenticalMaps() {
     Random rnd = new Random(7);
     int s = 1223;
