@@ -12,24 +12,6 @@ using namespace moespark;
 
 extern "C" {
 
-// Validates the routemap and returns {first bad-id token, first duplicate token} (INT32_MAX = none).
-JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_validateRoute0(JNIEnv* env, jclass, jlong route,
-                                                                             jlong tokens, jint top_k, jint experts,
-                                                                             jlong scratch, jlong stream) {
-  JNI_TRY {
-    int32_t* flags = as_ptr<int32_t>(scratch);
-    cudaStream_t s = as_stream(stream);
-    launch_validate_route(as_ptr<const int32_t>(route), tokens, top_k, experts, flags, s);
-    int32_t host[2];
-    CUDA_CHECK(cudaMemcpyAsync(host, flags, sizeof(host), cudaMemcpyDeviceToHost, s));
-    CUDA_CHECK(cudaStreamSynchronize(s));
-    jintArray out = env->NewIntArray(2);
-    if (out != nullptr) env->SetIntArrayRegion(out, 0, 2, host);
-    return out;
-  }
-  JNI_CATCH(env, nullptr)
-}
-
 namespace {
 
 PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, jint experts, jlong expert_base,
@@ -53,19 +35,28 @@ PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, ji
 
 }  // namespace
 
-// Pass 1+2; returns the per-expert counts [E] (synchronous) for the tokens_per_expert check.
-JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_count0(JNIEnv* env, jclass, jlong route, jlong tokens,
-                                                                     jint top_k, jint experts, jlong block_counts,
-                                                                     jlong expert_counts, jlong stream) {
+// Validation and passes 1+2 with one host synchronization. Returns
+// {first bad-id token, first duplicate token, first expert whose count != tokens_per_expert, counts[E]...}
+// (INT32_MAX = none); expert_base is filled on the device from tokens_per_expert.
+JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(JNIEnv* env, jclass, jlong route, jlong tokens,
+                                                                       jint top_k, jint experts, jlong tokens_per_expert,
+                                                                       jint align, jlong block_counts,
+                                                                       jlong expert_counts, jlong expert_base,
+                                                                       jlong flags, jlong stream) {
   JNI_TRY {
     cudaStream_t s = as_stream(stream);
+    int32_t* f = as_ptr<int32_t>(flags);
+    launch_validate_route(as_ptr<const int32_t>(route), tokens, top_k, experts, f, s);
     PermuteMapsArgs a = maps_args(route, 0, tokens, top_k, experts, 0, block_counts, expert_counts, 0, 0, 0, 0);
     launch_permute_count(a, s);
-    std::vector<int32_t> counts(static_cast<size_t>(experts));
-    CUDA_CHECK(cudaMemcpyAsync(counts.data(), a.expert_counts, sizeof(int32_t) * experts, cudaMemcpyDeviceToHost, s));
+    launch_permute_base(as_ptr<const int32_t>(tokens_per_expert), a.expert_counts, experts, align,
+                        as_ptr<int64_t>(expert_base), f, s);
+    std::vector<int32_t> host(3 + static_cast<size_t>(experts));
+    CUDA_CHECK(cudaMemcpyAsync(host.data(), f, 3 * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaMemcpyAsync(host.data() + 3, a.expert_counts, sizeof(int32_t) * experts, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
-    jintArray out = env->NewIntArray(experts);
-    if (out != nullptr) env->SetIntArrayRegion(out, 0, experts, counts.data());
+    jintArray out = env->NewIntArray(3 + experts);
+    if (out != nullptr) env->SetIntArrayRegion(out, 0, 3 + experts, host.data());
     return out;
   }
   JNI_CATCH(env, nullptr)

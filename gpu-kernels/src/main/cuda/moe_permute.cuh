@@ -37,6 +37,10 @@ struct PermuteMapsArgs {
 void launch_validate_route(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, int32_t* flags,
                            cudaStream_t stream);
 
+// expert_base[e] = Σ_{j<e} ceil(tpe[j]/align)*align; flags[2] = first e with expert_counts[e] != tpe[e].
+void launch_permute_base(const int32_t* tokens_per_expert, const int32_t* expert_counts, int32_t experts, int32_t align,
+                         int64_t* expert_base, int32_t* flags, cudaStream_t stream);
+
 void launch_fill_i32(int32_t* p, int64_t n, int32_t value, cudaStream_t stream);
 
 // Pass 1+2: per-block counts and their per-expert exclusive prefix (block_counts), and the per-expert

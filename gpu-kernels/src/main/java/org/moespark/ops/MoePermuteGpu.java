@@ -80,16 +80,6 @@ public final class MoePermuteGpu {
     fits(op, "expertProbTopk", probs, 4 * slots);
     long stream = alloc.stream().handle();
 
-    try (DeviceBuffer flags = alloc.allocate(8, "MoePermuteGpu flags")) {
-      int[] bad = validateRoute0(route.address(), tokens, topK, numExperts, flags.address(), stream);
-      if (bad[0] != Integer.MAX_VALUE) {
-        throw OpChecks.fail(op, "expertRoutemapTopk row " + bad[0] + " has an expert id outside -1 or [0, "
-            + numExperts + ")");
-      }
-      if (bad[1] != Integer.MAX_VALUE) {
-        throw OpChecks.fail(op, "expertRoutemapTopk row " + bad[1] + " names the same expert twice");
-      }
-    }
     int[] offsets = new int[numExperts + 1];
     long r = 0;
     for (int e = 0; e < numExperts; e++) {
@@ -102,33 +92,38 @@ public final class MoePermuteGpu {
     }
     int rows = (int) r;
     offsets[numExperts] = rows;
-    long[] base = new long[numExperts];
-    for (int e = 0; e < numExperts; e++) {
-      base[e] = offsets[e];
-    }
     int nblocks = Math.max(1, (tokens + 127) / 128);
     DeviceBuffer rowmap = null;
     DeviceBuffer prob = null;
     DeviceBuffer expertIdx = null;
     DeviceBuffer src = null;
-    try (DeviceBuffer blockCounts = alloc.allocate(4L * nblocks * numExperts, "MoePermuteGpu block counts");
+    try (DeviceBuffer tpe = alloc.upload(tokensPerExpert, "tokensPerExpert");
+        DeviceBuffer flags = alloc.allocate(12, "MoePermuteGpu flags");
+        DeviceBuffer blockCounts = alloc.allocate(4L * nblocks * numExperts, "MoePermuteGpu block counts");
         DeviceBuffer counts = alloc.allocate(4L * numExperts, "MoePermuteGpu expert counts");
-        DeviceBuffer baseDev = alloc.allocate(8L * numExperts, "MoePermuteGpu expert base")) {
-      baseDev.copyFrom(base);
-      int[] hist = count0(route.address(), tokens, topK, numExperts, blockCounts.address(), counts.address(), stream);
-      for (int e = 0; e < numExperts; e++) {
-        if (hist[e] != tokensPerExpert[e]) {
-          throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
-              + " but expertRoutemapTopk routes " + hist[e] + " tokens to expert " + e);
-        }
+        DeviceBuffer base = alloc.allocate(8L * numExperts, "MoePermuteGpu expert base")) {
+      // One synchronization: route validation, per-expert counts, and the tokens_per_expert check,
+      // all before any output row is written (rows were sized from tokens_per_expert).
+      int[] res = prepare0(route.address(), tokens, topK, numExperts, tpe.address(), paddingAlignment,
+          blockCounts.address(), counts.address(), base.address(), flags.address(), stream);
+      if (res[0] != Integer.MAX_VALUE) {
+        throw OpChecks.fail(op, "expertRoutemapTopk row " + res[0] + " has an expert id outside -1 or [0, "
+            + numExperts + ")");
+      }
+      if (res[1] != Integer.MAX_VALUE) {
+        throw OpChecks.fail(op, "expertRoutemapTopk row " + res[1] + " names the same expert twice");
+      }
+      if (res[2] != Integer.MAX_VALUE) {
+        int e = res[2];
+        throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
+            + " but expertRoutemapTopk routes " + res[3 + e] + " tokens to expert " + e);
       }
       rowmap = alloc.allocate(4L * tokens * numExperts, "zippedExpertwiseRowmap");
       prob = alloc.allocate(4L * rows, "tokenProbUnzipped");
       expertIdx = alloc.allocate(4L * rows, "expertIndices");
       src = alloc.allocate(4L * rows, "sourceRow");
-      assign0(route.address(), probs.address(), tokens, topK, numExperts, baseDev.address(), rows,
+      assign0(route.address(), probs.address(), tokens, topK, numExperts, base.address(), rows,
           blockCounts.address(), rowmap.address(), prob.address(), src.address(), expertIdx.address(), stream);
-      alloc.stream().synchronize();
       return new DeviceMaps(tokens, numExperts, rows, offsets, rowmap, prob, expertIdx, src);
     } catch (RuntimeException e) {
       for (DeviceBuffer b : new DeviceBuffer[] {rowmap, prob, expertIdx, src}) {
@@ -207,10 +202,8 @@ public final class MoePermuteGpu {
     }
   }
 
-  private static native int[] validateRoute0(long route, long tokens, int topK, int experts, long scratch, long stream);
-
-  private static native int[] count0(long route, long tokens, int topK, int experts, long blockCounts,
-      long expertCounts, long stream);
+  private static native int[] prepare0(long route, long tokens, int topK, int experts, long tokensPerExpert,
+      int align, long blockCounts, long expertCounts, long expertBase, long flags, long stream);
 
   private static native void assign0(long route, long probs, long tokens, int topK, int experts, long expertBase,
       long rows, long blockCounts, long rowmap, long probOut, long srcRow, long expertOfRow, long stream);
