@@ -1,6 +1,7 @@
 package org.moespark.ops;
 
 import java.util.Arrays;
+import org.moespark.formats.Bf16;
 
 /**
  * TransformerEngine's <em>index-map</em> token permutation: {@code moe_permute(inp, routing_map,
@@ -275,7 +276,7 @@ public final class TePermute {
 
   /** TE stages the fp32 prob in the compute type: bf16 in the upstream bf16 path. */
   private static float weight(float prob, boolean bf16Steps) {
-    return bf16Steps ? TeBf16.toFloat(TeBf16.fromFloat(prob)) : prob;
+    return bf16Steps ? Bf16.round(prob) : prob;
   }
 
   /**
@@ -284,7 +285,7 @@ public final class TePermute {
    * instructions produce).
    */
   private static float round(float value, boolean bf16Steps) {
-    return bf16Steps ? TeBf16.toFloat(TeBf16.fromFloat(value)) : value;
+    return bf16Steps ? Bf16.round(value) : value;
   }
 
   /** Checks indices/topK/numTokens and returns numTokens * topK. */

@@ -1,6 +1,7 @@
 package org.moespark.ops;
 
 import java.lang.reflect.Array;
+import org.moespark.formats.Bf16;
 
 /**
  * Row movement shared by the TE permutation ops. Rows are moved as raw bits (System.arraycopy), so
@@ -31,7 +32,7 @@ final class TeRows {
     } else {
       short[] s = (short[]) src;
       for (int h = 0; h < hidden; h++) {
-        out[h] = TeBf16.toFloat(s[base + h]);
+        out[h] = Bf16.decode(s[base + h]);
       }
     }
   }
@@ -44,7 +45,7 @@ final class TeRows {
     } else {
       short[] s = (short[]) dst;
       for (int h = 0; h < hidden; h++) {
-        s[base + h] = TeBf16.fromFloat(acc[h]);
+        s[base + h] = Bf16.encode(acc[h]);
       }
     }
   }
