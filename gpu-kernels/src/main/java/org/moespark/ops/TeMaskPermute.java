@@ -167,8 +167,8 @@ public final class TeMaskPermute {
    * (row_i, e_i), i = 0..n-1 in row_id_map order (descending row = descending expert id):
    * {@code acc = 0; acc = acc + inp[row_i + padOffsets[e_i]] * mergingProbs[t][e_i]} in fp32, multiply
    * and add rounded separately (no fused multiply-add; upstream's Triton build may contract them, a
-   * difference of at most one rounding per term), then {@code out[t] = acc}. Tokens routed nowhere
-   * give +0 rows.
+   * difference of at most one rounding per term; a CUDA twin must use {@code __fmul_rn}/{@code
+   * __fadd_rn}), then {@code out[t] = acc}. Tokens routed nowhere give +0 rows.
    *
    * @param inp          {@code [numRows, hidden]} expert outputs in permuted order
    * @param numRows      rows of {@code inp}

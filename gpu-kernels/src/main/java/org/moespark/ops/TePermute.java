@@ -126,6 +126,8 @@ public final class TePermute {
    * token t, {@code out[t] = Σ_{k=0..topK-1, row(k,t) != -1} inp[row(k,t)] * probs[t][k]}, slot order,
    * computed in fp32 with separately rounded multiply and add ({@code acc = x0 * p0} for slot 0, 0 when
    * slot 0 was dropped, then {@code acc = acc + xk * pk}). Tokens whose slots were all dropped give +0.
+   * A CUDA twin must keep the roundings separate ({@code __fmul_rn}/{@code __fadd_rn}): nvcc's default
+   * FMA contraction would change last bits.
    *
    * @param inp       {@code [numRows, hidden]} permuted fp32 rows (hidden a multiple of 4)
    * @param numRows   rows of {@code inp}
