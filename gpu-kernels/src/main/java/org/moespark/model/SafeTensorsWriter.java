@@ -125,10 +125,10 @@ public final class SafeTensorsWriter {
           b.putFloat(v);
           break;
         case F16:
-          b.putShort(HalfFloats.floatToF16(v));
+          b.putShort(org.moespark.formats.Fp16.encode(v));
           break;
         case BF16:
-          b.putShort(HalfFloats.floatToBf16(v));
+          b.putShort(org.moespark.formats.Bf16.encode(v));
           break;
         default:
           b.putDouble(v);

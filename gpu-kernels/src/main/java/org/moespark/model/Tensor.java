@@ -128,12 +128,12 @@ public final class Tensor {
         break;
       case BF16:
         for (int i = 0; i < n; i++) {
-          out[i] = HalfFloats.bf16ToFloat(b.getShort(i * 2));
+          out[i] = org.moespark.formats.Bf16.decode(b.getShort(i * 2));
         }
         break;
       case F16:
         for (int i = 0; i < n; i++) {
-          out[i] = HalfFloats.f16ToFloat(b.getShort(i * 2));
+          out[i] = org.moespark.formats.Fp16.decode(b.getShort(i * 2));
         }
         break;
       default:
