@@ -118,6 +118,66 @@ __global__ void gather_rows_kernel(const V* __restrict__ src, int64_t row_vecs, 
   }
 }
 
+// Permute data movement, read once / write k: one warp per source token loads each 16-byte chunk
+// of the row once and stores it to every destination row of the token (its rowmap entries, in
+// ascending expert order). Padding rows are zeroed by zero_rows_kernel.
+template <typename V>
+__global__ void scatter_rows_kernel(const V* __restrict__ src, int64_t row_vecs, const int32_t* __restrict__ rowmap,
+                                    int64_t tokens, int32_t experts, V* __restrict__ out) {
+  extern __shared__ int32_t s_dst_all[];
+  const int lane = threadIdx.x & 31;
+  int32_t* s_dst = s_dst_all + static_cast<int64_t>(threadIdx.x >> 5) * experts;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t t = warp; t < tokens; t += nwarps) {
+    const int32_t* rm = rowmap + t * experts;
+    int cnt = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + lane;
+      const int32_t r = e < experts ? rm[e] : -1;
+      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+      if (r >= 0) s_dst[cnt + __popc(m & ((1u << lane) - 1u))] = r;
+      cnt += __popc(m);
+    }
+    __syncwarp();
+    if (cnt > 0) {
+      const V* in = src + t * row_vecs;
+      int64_t c = lane;
+      for (; c + 32 * (kUnroll - 1) < row_vecs; c += 32 * kUnroll) {
+        V v[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) v[u] = load_nc(in + c + 32 * u);
+        for (int j = 0; j < cnt; ++j) {
+          V* o = out + static_cast<int64_t>(s_dst[j]) * row_vecs;
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+        }
+      }
+      for (; c < row_vecs; c += 32) {
+        const V v = load_nc(in + c);
+        for (int j = 0; j < cnt; ++j) out[static_cast<int64_t>(s_dst[j]) * row_vecs + c] = v;
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// Zeroes the rows whose source is -1 (padding), one warp per row.
+template <typename V>
+__global__ void zero_rows_kernel(int64_t row_vecs, const int32_t* __restrict__ src_row, int64_t rows,
+                                 V* __restrict__ out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  V z;
+  memset(&z, 0, sizeof(V));
+  for (int64_t r = warp; r < rows; r += nwarps) {
+    if (src_row[r] >= 0) continue;
+    V* o = out + r * row_vecs;
+    for (int64_t c = lane; c < row_vecs; c += 32) o[c] = z;
+  }
+}
+
 // Gathers the token's contributors (row, prob) in ascending expert order into shared memory.
 __device__ int collect_contributors(const int32_t* __restrict__ rowmap_t, int32_t experts,
                                     const float* __restrict__ prob, int32_t* s_rows, float* s_prob) {
@@ -306,9 +366,9 @@ __global__ void fill_i32_kernel(int32_t* p, int64_t n, int32_t v) {
 
 // One thread: padded segment offsets from tokens_per_expert, and the first expert whose routed count
 // differs from tokens_per_expert (flags[2], INT_MAX when none).
-__global__ void permute_base_kernel(const int32_t* __restrict__ tokens_per_expert,
-                                    const int32_t* __restrict__ expert_counts, int32_t experts, int32_t align,
-                                    int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
+__global__ void permute_base_kernel(const ExpertCounts tpe, const int32_t* __restrict__ expert_counts, int32_t experts,
+                                    int32_t align, int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
+  const int32_t* tokens_per_expert = tpe.count;
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   int64_t run = 0;
   int32_t bad = INT_MAX;
@@ -351,8 +411,8 @@ void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream) {
   check_launch("permute_assign_kernel");
 }
 
-void launch_permute_base(const int32_t* tokens_per_expert, const int32_t* expert_counts, int32_t experts, int32_t align,
-                         int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
+void launch_permute_base(const ExpertCounts& tokens_per_expert, const int32_t* expert_counts, int32_t experts,
+                         int32_t align, int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
   permute_base_kernel<<<1, 32, 0, stream>>>(tokens_per_expert, expert_counts, experts, align, expert_base, flags);
   check_launch("permute_base_kernel");
 }
@@ -394,6 +454,44 @@ void launch_gather_rows(const void* src, int64_t src_rows, int64_t row_bytes, co
                                                                rows, static_cast<uint8_t*>(out), zero_missing);
   }
   check_launch("gather_rows_kernel");
+}
+
+void launch_scatter_rows(const void* src, int64_t row_bytes, const int32_t* rowmap, int64_t tokens, int32_t experts,
+                         const int32_t* src_row, int64_t rows, void* out, cudaStream_t stream) {
+  if (row_bytes == 0) return;
+  constexpr int kThreads = 256;
+  const size_t smem = static_cast<size_t>(kThreads / 32) * experts * sizeof(int32_t);
+  const auto grid_of = [](int64_t warps) {
+    const int64_t b = (warps * 32 + kThreads - 1) / kThreads;
+    return static_cast<int>(b < 1 ? 1 : (b > 132 * 64 ? 132 * 64 : b));
+  };
+  const auto aligned = [&](int n) {
+    return row_bytes % n == 0 && reinterpret_cast<uintptr_t>(src) % n == 0 && reinterpret_cast<uintptr_t>(out) % n == 0;
+  };
+  if (aligned(16)) {
+    if (tokens > 0)
+      scatter_rows_kernel<uint4><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint4*>(src),
+                                                                              row_bytes / 16, rowmap, tokens, experts,
+                                                                              static_cast<uint4*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint4><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes / 16, src_row, rows, static_cast<uint4*>(out));
+  } else if (aligned(4)) {
+    if (tokens > 0)
+      scatter_rows_kernel<uint32_t><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint32_t*>(src),
+                                                                                 row_bytes / 4, rowmap, tokens, experts,
+                                                                                 static_cast<uint32_t*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint32_t><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes / 4, src_row, rows,
+                                                                         static_cast<uint32_t*>(out));
+  } else {
+    if (tokens > 0)
+      scatter_rows_kernel<uint8_t><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint8_t*>(src), row_bytes,
+                                                                                rowmap, tokens, experts,
+                                                                                static_cast<uint8_t*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint8_t><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes, src_row, rows, static_cast<uint8_t*>(out));
+  }
+  check_launch("scatter_rows_kernel");
 }
 
 namespace {

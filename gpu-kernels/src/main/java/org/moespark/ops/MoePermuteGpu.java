@@ -97,14 +97,13 @@ public final class MoePermuteGpu {
     DeviceBuffer prob = null;
     DeviceBuffer expertIdx = null;
     DeviceBuffer src = null;
-    try (DeviceBuffer tpe = alloc.upload(tokensPerExpert, "tokensPerExpert");
-        DeviceBuffer flags = alloc.allocate(12, "MoePermuteGpu flags");
+    try (DeviceBuffer flags = alloc.allocate(12, "MoePermuteGpu flags");
         DeviceBuffer blockCounts = alloc.allocate(4L * nblocks * numExperts, "MoePermuteGpu block counts");
         DeviceBuffer counts = alloc.allocate(4L * numExperts, "MoePermuteGpu expert counts");
         DeviceBuffer base = alloc.allocate(8L * numExperts, "MoePermuteGpu expert base")) {
       // One synchronization: route validation, per-expert counts, and the tokens_per_expert check,
       // all before any output row is written (rows were sized from tokens_per_expert).
-      int[] res = prepare0(route.address(), tokens, topK, numExperts, tpe.address(), paddingAlignment,
+      int[] res = prepare0(route.address(), tokens, topK, numExperts, tokensPerExpert, paddingAlignment,
           blockCounts.address(), counts.address(), base.address(), flags.address(), stream);
       if (res[0] != Integer.MAX_VALUE) {
         throw OpChecks.fail(op, "expertRoutemapTopk row " + res[0] + " has an expert id outside -1 or [0, "
@@ -133,6 +132,24 @@ public final class MoePermuteGpu {
       }
       throw e;
     }
+  }
+
+  /**
+   * {@code moe_permute}'s data movement: a new {@code [R, rowBytes]} buffer holding, for every routed
+   * (token, expert), the token's row (bf16, fp32 or fp8 tokens, or their scale rows), and zero padding
+   * rows. Reads each source row once and writes it k times (what "unique bytes" counts). Same
+   * result as {@link #gather}. Asynchronous on the allocator's stream.
+   */
+  public static DeviceBuffer permuteRows(DeviceAllocator alloc, DeviceMaps maps, DeviceBuffer src, long rowBytes) {
+    String op = "MoePermuteGpu.permuteRows";
+    if (rowBytes <= 0) {
+      throw OpChecks.fail(op, "rowBytes must be positive, got " + rowBytes);
+    }
+    fits(op, "src", src, rowBytes * maps.tokens);
+    DeviceBuffer out = alloc.allocate(rowBytes * maps.rows, "hiddenStatesUnzipped");
+    scatterRows0(src.address(), rowBytes, maps.rowmap.address(), maps.tokens, maps.numExperts,
+        maps.sourceRow.address(), maps.rows, out.address(), alloc.stream().handle());
+    return out;
   }
 
   /**
@@ -202,7 +219,7 @@ public final class MoePermuteGpu {
     }
   }
 
-  private static native int[] prepare0(long route, long tokens, int topK, int experts, long tokensPerExpert,
+  private static native int[] prepare0(long route, long tokens, int topK, int experts, int[] tokensPerExpert,
       int align, long blockCounts, long expertCounts, long expertBase, long flags, long stream);
 
   private static native void assign0(long route, long probs, long tokens, int topK, int experts, long expertBase,
@@ -210,6 +227,9 @@ public final class MoePermuteGpu {
 
   private static native void gatherRows0(long src, long srcRows, long rowBytes, long srcRow, long rows, long out,
       boolean zeroMissing, long stream);
+
+  private static native void scatterRows0(long src, long rowBytes, long rowmap, long tokens, int experts, long srcRow,
+      long rows, long out, long stream);
 
   private static native void unpermute0(boolean bf16, long xu, long rows, long hidden, long rowmap, long tokens,
       int experts, long prob, boolean weighted, long out, long stream);
