@@ -21,18 +21,46 @@ __device__ __forceinline__ uint16_t f32_to_bf16_rne(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// Per block of kTB (= 128) tokens, bit t of s_bits[e][*] says "token t0+t is routed to e". Built
+// with atomicOr, whose result does not depend on thread order; ranks within the block are popcounts
+// of the lower bits, i.e. ascending token order, exactly like a sequential scan.
+constexpr int kWords = kTB / 32;
+
+__device__ __forceinline__ void build_bits(const int32_t* __restrict__ route, int64_t t0, int nt, int32_t top_k,
+                                           int32_t experts, uint32_t* s_bits) {
+  for (int i = threadIdx.x; i < experts * kWords; i += blockDim.x) s_bits[i] = 0u;
+  __syncthreads();
+  for (int i = threadIdx.x; i < nt * top_k; i += blockDim.x) {
+    const int32_t e = route[t0 * top_k + i];
+    if (e >= 0 && e < experts) {
+      const int t = i / top_k;
+      atomicOr(&s_bits[e * kWords + (t >> 5)], 1u << (t & 31));
+    }
+  }
+  __syncthreads();
+}
+
+// Number of tokens below local index t routed to e (t in [0, kTB]).
+__device__ __forceinline__ int rank_below(const uint32_t* s_bits, int e, int t) {
+  int r = 0;
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) {
+    const int lo = w * 32;
+    const uint32_t m = t >= lo + 32 ? 0xffffffffu : (t <= lo ? 0u : ((1u << (t - lo)) - 1u));
+    r += __popc(s_bits[e * kWords + w] & m);
+  }
+  return r;
+}
+
 // Pass 1: per block of kTB tokens, how many valid slots each expert has.
 __global__ void permute_count_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
                                      int32_t* __restrict__ block_counts) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
   const int nt = static_cast<int>(tokens - t0 < kTB ? tokens - t0 : kTB);
-  extern __shared__ int32_t s_route[];  // [nt * K]
-  for (int i = threadIdx.x; i < nt * top_k; i += blockDim.x) s_route[i] = route[t0 * top_k + i];
-  __syncthreads();
+  extern __shared__ uint32_t s_bits[];
+  build_bits(route, t0, nt, top_k, experts, s_bits);
   for (int e = threadIdx.x; e < experts; e += blockDim.x) {
-    int c = 0;
-    for (int i = 0; i < nt * top_k; ++i) c += (s_route[i] == e);
-    block_counts[static_cast<int64_t>(blockIdx.x) * experts + e] = c;
+    block_counts[static_cast<int64_t>(blockIdx.x) * experts + e] = rank_below(s_bits, e, kTB);
   }
 }
 
@@ -50,32 +78,30 @@ __global__ void permute_scan_kernel(int32_t* __restrict__ block_counts, int nblo
   expert_counts[e] = run;
 }
 
-// Pass 3: thread e walks the block's tokens in ascending order and places each (t, e) pair.
+// Pass 3: rowmap for the block (coalesced over (t, e)), then per valid slot the row's source, prob
+// and expert. Row of (t, e) = expert_base[e] + (tokens of earlier blocks routed to e) + rank in block.
 __global__ void permute_assign_kernel(PermuteMapsArgs a) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
   const int nt = static_cast<int>(a.tokens - t0 < kTB ? a.tokens - t0 : kTB);
+  const int E = a.experts;
   const int K = a.top_k;
-  extern __shared__ int32_t s_route[];
-  for (int i = threadIdx.x; i < nt * K; i += blockDim.x) s_route[i] = a.route[t0 * K + i];
-  __syncthreads();
-  for (int e = threadIdx.x; e < a.experts; e += blockDim.x) {
-    int64_t row = a.expert_base[e] + a.block_counts[static_cast<int64_t>(blockIdx.x) * a.experts + e];
-    for (int i = 0; i < nt; ++i) {
-      const int64_t t = t0 + i;
-      int slot = -1;
-      for (int k = 0; k < K; ++k) {
-        if (s_route[i * K + k] == e) { slot = k; break; }
-      }
-      if (slot < 0) {
-        a.rowmap[t * a.experts + e] = -1;
-        continue;
-      }
-      a.rowmap[t * a.experts + e] = static_cast<int32_t>(row);
-      a.src_row[row] = static_cast<int32_t>(t);
-      if (a.prob_out != nullptr) a.prob_out[row] = a.probs != nullptr ? a.probs[t * K + slot] : 0.f;
-      if (a.expert_of_row != nullptr) a.expert_of_row[row] = e;
-      ++row;
-    }
+  extern __shared__ uint32_t s_bits[];
+  build_bits(a.route, t0, nt, K, E, s_bits);
+  const int32_t* prefix = a.block_counts + static_cast<int64_t>(blockIdx.x) * E;
+  for (int i = threadIdx.x; i < nt * E; i += blockDim.x) {
+    const int t = i / E;
+    const int e = i - t * E;
+    const bool routed = (s_bits[e * kWords + (t >> 5)] >> (t & 31)) & 1u;
+    a.rowmap[(t0 + t) * E + e] = routed ? static_cast<int32_t>(a.expert_base[e] + prefix[e] + rank_below(s_bits, e, t)) : -1;
+  }
+  for (int i = threadIdx.x; i < nt * K; i += blockDim.x) {
+    const int t = i / K;
+    const int32_t e = a.route[t0 * K + i];
+    if (e < 0 || e >= E) continue;
+    const int64_t row = a.expert_base[e] + prefix[e] + rank_below(s_bits, e, t);
+    a.src_row[row] = static_cast<int32_t>(t0 + t);
+    if (a.prob_out != nullptr) a.prob_out[row] = a.probs != nullptr ? a.probs[t0 * K + i] : 0.f;
+    if (a.expert_of_row != nullptr) a.expert_of_row[row] = e;
   }
 }
 
@@ -394,8 +420,8 @@ void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream) {
     return;
   }
   const int nblocks = permute_num_blocks(a.tokens);
-  const size_t smem = sizeof(int32_t) * kTB * a.top_k;
-  const int threads = a.experts >= 256 ? 256 : ((a.experts + 31) / 32) * 32;
+  const size_t smem = sizeof(uint32_t) * kWords * a.experts;
+  const int threads = kTB;
   permute_count_kernel<<<nblocks, threads, smem, stream>>>(a.route, a.tokens, a.top_k, a.experts, a.block_counts);
   check_launch("permute_count_kernel");
   permute_scan_kernel<<<(a.experts + 127) / 128, 128, 0, stream>>>(a.block_counts, nblocks, a.experts, a.expert_counts);
@@ -405,8 +431,8 @@ void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream) {
 void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream) {
   if (a.tokens == 0) return;
   const int nblocks = permute_num_blocks(a.tokens);
-  const size_t smem = sizeof(int32_t) * kTB * a.top_k;
-  const int threads = a.experts >= 256 ? 256 : ((a.experts + 31) / 32) * 32;
+  const size_t smem = sizeof(uint32_t) * kWords * a.experts;
+  const int threads = kTB;
   permute_assign_kernel<<<nblocks, threads, smem, stream>>>(a);
   check_launch("permute_assign_kernel");
 }
