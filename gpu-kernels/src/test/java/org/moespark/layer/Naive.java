@@ -88,4 +88,18 @@ final class Naive {
     }
     return f;
   }
+
+  /**
+   * Round to the nearest bf16 value (8 significant bits), ties to even — written independently of the
+   * code under test: scale into [128, 256), round with Math.rint (half-even), scale back.
+   */
+  static double roundToBf16(double v) {
+    if (v == 0 || !Double.isFinite(v)) {
+      return v;
+    }
+    float f = (float) v; // the layer rounds fp32 logits; double→float first as the fp32 GEMM output is
+    int e = Math.getExponent(f);
+    double scaled = Math.scalb((double) f, 7 - e);
+    return Math.scalb(Math.rint(scaled), e - 7);
+  }
 }
