@@ -2,9 +2,14 @@ package org.moespark.layer;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import org.moespark.formats.Bf16;
+import org.moespark.formats.BlockFp8;
+import org.moespark.formats.Mxfp;
+import org.moespark.formats.Nvfp4;
 
 /**
- * Dequantization of stored expert weights to fp32, done once at load. Every method returns a fresh
+ * Dequantization of stored expert weights to fp32, done once at load (the codecs are
+ * {@code org.moespark.formats}'; this class fixes the layouts and checks the shapes). Every method returns a fresh
  * row-major {@code float[rows·cols]} in {@code nn.Linear} layout ({@code [out, in]}); quantization
  * blocks run along the input ({@code cols}, reduction) axis unless stated otherwise. Buffers are read
  * with absolute gets from their position 0 (little-endian where it matters); they are not modified.
@@ -16,11 +21,8 @@ public final class WeightDequant {
   public static float[] bf16(ByteBuffer data, int rows, int cols) {
     int n = count(rows, cols);
     need("bf16 weight", data, 2L * n);
-    ByteBuffer b = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     float[] out = new float[n];
-    for (int i = 0; i < n; i++) {
-      out[i] = Float.intBitsToFloat((b.getShort(2 * i) & 0xFFFF) << 16);
-    }
+    Bf16.decode(data.duplicate().order(ByteOrder.LITTLE_ENDIAN), out, 0, n);
     return out;
   }
 
@@ -43,13 +45,10 @@ public final class WeightDequant {
           + " floats for a [" + rows + ", " + cols + "] weight with " + blockRows + "×" + blockCols + " blocks, got "
           + (scaleInv == null ? "null" : scaleInv.length));
     }
+    byte[] q = new byte[n];
+    e4m3.duplicate().get(q);
     float[] out = new float[n];
-    for (int i = 0; i < rows; i++) {
-      int srow = (i / blockRows) * sc;
-      for (int j = 0; j < cols; j++) {
-        out[i * cols + j] = LayerNumerics.e4m3Decode(e4m3.get(i * cols + j)) * scaleInv[srow + j / blockCols];
-      }
-    }
+    BlockFp8.dequantize(q, scaleInv, rows, cols, blockRows, blockCols, out);
     return out;
   }
 
@@ -64,23 +63,10 @@ public final class WeightDequant {
     if (cols % 32 != 0) {
       throw new IllegalArgumentException("MXFP4 weight width must be a multiple of 32, got " + cols);
     }
-    int nb = cols / 32;
     need("MXFP4 blocks", blocks, (long) n / 2);
-    need("MXFP4 scales", scales, (long) rows * nb);
+    need("MXFP4 scales", scales, (long) n / 32);
     float[] out = new float[n];
-    for (int r = 0; r < rows; r++) {
-      for (int g = 0; g < nb; g++) {
-        int sb = scales.get(r * nb + g) & 0xFF;
-        float scale = sb == 255 ? Float.NaN : Math.scalb(1f, sb - 127);
-        int base = (r * nb + g) * 16;
-        int o = r * cols + g * 32;
-        for (int j = 0; j < 16; j++) {
-          int b = blocks.get(base + j) & 0xFF;
-          out[o + 2 * j] = LayerNumerics.E2M1[b & 0xF] * scale;
-          out[o + 2 * j + 1] = LayerNumerics.E2M1[b >>> 4] * scale;
-        }
-      }
-    }
+    Mxfp.dequantize(Mxfp.Kind.MXFP4, blocks.duplicate(), scales.duplicate(), rows, cols, out);
     return out;
   }
 
@@ -100,12 +86,7 @@ public final class WeightDequant {
     need("NVFP4 weight", packed, (long) n / 2);
     need("NVFP4 weight_scale", scales, (long) n / 16);
     float[] out = new float[n];
-    for (int i = 0; i < n; i += 2) {
-      int b = packed.get(i / 2) & 0xFF;
-      float s = LayerNumerics.e4m3Decode(scales.get(i / 16)) * globalScale;
-      out[i] = LayerNumerics.E2M1[b & 0xF] * s;
-      out[i + 1] = LayerNumerics.E2M1[b >>> 4] * s;
-    }
+    Nvfp4.dequantize(packed.duplicate(), scales.duplicate(), globalScale, rows, cols, out);
     return out;
   }
 
@@ -150,7 +131,7 @@ public final class WeightDequant {
         } else if (s == 0f) {
           out[i] = 0f;
         } else {
-          out[i] = LayerNumerics.E2M1[LayerNumerics.e2m1EncodeSaturating(v / s)] * s;
+          out[i] = LayerNumerics.e2m1Decode(LayerNumerics.e2m1EncodeSaturating(v / s)) * s;
         }
       }
     }
