@@ -2,7 +2,9 @@ package org.moespark.layer;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import org.moespark.cuda.NativeLibrary;
 
 /**
@@ -48,8 +50,10 @@ public final class MoeLayer implements AutoCloseable {
     this.compute = compute;
     this.router = new Router(spec.router(), compute);
     List<ExpertFfn> ffns = new ArrayList<>(spec.experts().size());
+    // experts given the very same ExpertWeights object share one compiled FFN (synthetic layers)
+    Map<ExpertWeights, ExpertFfn> built = new IdentityHashMap<>();
     for (ExpertWeights w : spec.experts()) {
-      ffns.add(ExpertFfn.of(w, spec.activation(), compute));
+      ffns.add(built.computeIfAbsent(w, ww -> ExpertFfn.of(ww, spec.activation(), compute)));
     }
     this.experts = new ExpertMixture(ffns, compute);
     this.shared = spec.shared() == null ? null : ExpertFfn.of(spec.shared(), spec.activation(), compute);
