@@ -10,6 +10,10 @@ package org.moespark.layer;
  * number (as in {@code torch.topk}); a token whose logits hold a NaN gets NaN weights and hence a NaN
  * output row — other tokens are unaffected.
  *
+ * <p>The selection rules are those of {@code org.moespark.ops.Routing} (a test checks that both agree
+ * on the same logits); the layer keeps its own loop because it isolates NaN rows instead of rejecting
+ * the batch (a Spark partition must not fail for one bad row) and applies the bf16 casts in between.
+ *
  * <p>Differences from transformers 5.17, on purpose:
  * <ul>
  *   <li>DeepSeek-V3: experts of dropped groups are masked with {@code -inf} as in DeepSeek's reference
@@ -62,6 +66,14 @@ final class Router {
       }
       logits[i] = roundLogits ? LayerNumerics.bf16(v) : v;
     }
+    return select(logits, tokens);
+  }
+
+  /** The family's top-k rule on ready logits {@code [tokens, E]} (bias added, bf16-rounded where the model does). */
+  Routed select(float[] logits, int tokens) {
+    int numE = spec.experts();
+    int k = spec.topK();
+    boolean bf16 = compute == Compute.BF16;
     int[] ids = new int[tokens * k];
     float[] w = new float[tokens * k];
     float[] row = new float[numE];
