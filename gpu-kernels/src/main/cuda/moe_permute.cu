@@ -79,22 +79,102 @@ __global__ void permute_assign_kernel(PermuteMapsArgs a) {
   }
 }
 
+// One warp per output row; each lane keeps kUnroll 16-byte loads in flight (read-only path) and
+// writes with streaming stores. Grid-stride over rows.
+constexpr int kUnroll = 4;
+
+template <typename V>
+__device__ __forceinline__ V load_nc(const V* p) { return __ldg(p); }
+template <>
+__device__ __forceinline__ uint8_t load_nc<uint8_t>(const uint8_t* p) { return *p; }
+
 template <typename V>
 __global__ void gather_rows_kernel(const V* __restrict__ src, int64_t row_vecs, const int32_t* __restrict__ src_row,
                                    int64_t rows, V* __restrict__ out, bool zero_missing) {
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t r = warp; r < rows; r += nwarps) {
     const int32_t s = src_row[r];
     V* o = out + r * row_vecs;
     if (s < 0) {
       if (zero_missing) {
         V z;
         memset(&z, 0, sizeof(V));
-        for (int64_t c = threadIdx.x; c < row_vecs; c += blockDim.x) o[c] = z;
+        for (int64_t c = lane; c < row_vecs; c += 32) o[c] = z;
       }
       continue;
     }
     const V* in = src + static_cast<int64_t>(s) * row_vecs;
-    for (int64_t c = threadIdx.x; c < row_vecs; c += blockDim.x) o[c] = in[c];
+    int64_t c = lane;
+    for (; c + 32 * (kUnroll - 1) < row_vecs; c += 32 * kUnroll) {
+      V v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) v[u] = load_nc(in + c + 32 * u);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+    }
+    for (; c < row_vecs; c += 32) o[c] = load_nc(in + c);
+  }
+}
+
+// Permute data movement, read once / write k: one warp per source token loads each 16-byte chunk
+// of the row once and stores it to every destination row of the token (its rowmap entries, in
+// ascending expert order). Padding rows are zeroed by zero_rows_kernel.
+template <typename V>
+__global__ void scatter_rows_kernel(const V* __restrict__ src, int64_t row_vecs, const int32_t* __restrict__ rowmap,
+                                    int64_t tokens, int32_t experts, V* __restrict__ out) {
+  extern __shared__ int32_t s_dst_all[];
+  const int lane = threadIdx.x & 31;
+  int32_t* s_dst = s_dst_all + static_cast<int64_t>(threadIdx.x >> 5) * experts;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t t = warp; t < tokens; t += nwarps) {
+    const int32_t* rm = rowmap + t * experts;
+    int cnt = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + lane;
+      const int32_t r = e < experts ? rm[e] : -1;
+      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+      if (r >= 0) s_dst[cnt + __popc(m & ((1u << lane) - 1u))] = r;
+      cnt += __popc(m);
+    }
+    __syncwarp();
+    if (cnt > 0) {
+      const V* in = src + t * row_vecs;
+      int64_t c = lane;
+      for (; c + 32 * (kUnroll - 1) < row_vecs; c += 32 * kUnroll) {
+        V v[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) v[u] = load_nc(in + c + 32 * u);
+        for (int j = 0; j < cnt; ++j) {
+          V* o = out + static_cast<int64_t>(s_dst[j]) * row_vecs;
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+        }
+      }
+      for (; c < row_vecs; c += 32) {
+        const V v = load_nc(in + c);
+        for (int j = 0; j < cnt; ++j) out[static_cast<int64_t>(s_dst[j]) * row_vecs + c] = v;
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// Zeroes the rows whose source is -1 (padding), one warp per row.
+template <typename V>
+__global__ void zero_rows_kernel(int64_t row_vecs, const int32_t* __restrict__ src_row, int64_t rows,
+                                 V* __restrict__ out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  V z;
+  memset(&z, 0, sizeof(V));
+  for (int64_t r = warp; r < rows; r += nwarps) {
+    if (src_row[r] >= 0) continue;
+    V* o = out + r * row_vecs;
+    for (int64_t c = lane; c < row_vecs; c += 32) o[c] = z;
   }
 }
 
@@ -175,6 +255,71 @@ __global__ void unpermute_f32_kernel(const float* __restrict__ xu, int64_t hidde
   }
 }
 
+// Warp-per-token unpermute on 16-byte vectors (8 bf16 or 4 fp32 per lane per step), same
+// arithmetic and order as the scalar kernels: fp32 sum over contributors in ascending expert order.
+template <bool kBf16>
+__global__ void unpermute_vec_kernel(const uint4* __restrict__ xu, int64_t row_vecs, const int32_t* __restrict__ rowmap,
+                                     int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
+                                     uint4* __restrict__ out) {
+  constexpr int kElems = kBf16 ? 8 : 4;
+  extern __shared__ unsigned char smem[];
+  const int lane = threadIdx.x & 31;
+  const int wib = threadIdx.x >> 5;
+  int32_t* s_rows = reinterpret_cast<int32_t*>(smem) + static_cast<int64_t>(wib) * experts * 2;
+  float* s_prob = reinterpret_cast<float*>(s_rows + experts);
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t t = warp; t < tokens; t += nwarps) {
+    const int32_t* rm = rowmap + t * experts;
+    int cnt = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + lane;
+      const int32_t r = e < experts ? rm[e] : -1;
+      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+      if (r >= 0) {
+        const int pos = cnt + __popc(m & ((1u << lane) - 1u));
+        s_rows[pos] = r;
+        s_prob[pos] = prob != nullptr ? prob[r] : 1.f;
+      }
+      cnt += __popc(m);
+    }
+    __syncwarp();
+    uint4* o = out + t * row_vecs;
+    for (int64_t c = lane; c < row_vecs; c += 32) {
+      uint4 res = make_uint4(0, 0, 0, 0);
+      if (cnt == 1 && !weighted) {
+        res = __ldg(xu + static_cast<int64_t>(s_rows[0]) * row_vecs + c);
+      } else if (cnt >= 1) {
+        float acc[kElems];
+#pragma unroll
+        for (int i = 0; i < kElems; ++i) acc[i] = 0.f;
+#pragma unroll 4
+        for (int j = 0; j < cnt; ++j) {
+          const uint4 v = __ldg(xu + static_cast<int64_t>(s_rows[j]) * row_vecs + c);
+          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+          const float p = s_prob[j];
+#pragma unroll
+          for (int i = 0; i < kElems; ++i) {
+            const float x = kBf16 ? __uint_as_float((i & 1) ? (w[i >> 1] & 0xffff0000u) : (w[i >> 1] << 16))
+                                  : __uint_as_float(w[i]);
+            acc[i] = weighted ? fmaf(x, p, acc[i]) : x + acc[i];
+          }
+        }
+        uint32_t r[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q])) |
+                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q + 1])) << 16))
+                       : __float_as_uint(acc[q]);
+        }
+        res = make_uint4(r[0], r[1], r[2], r[3]);
+      }
+      o[c] = res;
+    }
+    __syncwarp();
+  }
+}
+
 __global__ void unpermute_probs_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
                                        const int32_t* __restrict__ rowmap, const float* __restrict__ prob,
                                        float* __restrict__ out) {
@@ -219,6 +364,23 @@ __global__ void fill_i32_kernel(int32_t* p, int64_t n, int32_t v) {
 
 
 
+// One thread: padded segment offsets from tokens_per_expert, and the first expert whose routed count
+// differs from tokens_per_expert (flags[2], INT_MAX when none).
+__global__ void permute_base_kernel(const ExpertCounts tpe, const int32_t* __restrict__ expert_counts, int32_t experts,
+                                    int32_t align, int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
+  const int32_t* tokens_per_expert = tpe.count;
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  int64_t run = 0;
+  int32_t bad = INT_MAX;
+  for (int e = 0; e < experts; ++e) {
+    expert_base[e] = run;
+    const int64_t c = tokens_per_expert[e];
+    run += (c + align - 1) / align * align;
+    if (bad == INT_MAX && expert_counts[e] != tokens_per_expert[e]) bad = e;
+  }
+  flags[2] = bad;
+}
+
 int grid_for(int64_t items, int per_block_items = 1) {
   const int64_t b = (items + per_block_items - 1) / per_block_items;
   return static_cast<int>(b < 1 ? 1 : (b > 65535 * 4 ? 65535 * 4 : b));
@@ -249,6 +411,12 @@ void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream) {
   check_launch("permute_assign_kernel");
 }
 
+void launch_permute_base(const ExpertCounts& tokens_per_expert, const int32_t* expert_counts, int32_t experts,
+                         int32_t align, int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
+  permute_base_kernel<<<1, 32, 0, stream>>>(tokens_per_expert, expert_counts, experts, align, expert_base, flags);
+  check_launch("permute_base_kernel");
+}
+
 void launch_validate_route(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, int32_t* flags,
                            cudaStream_t stream) {
   fill_i32_kernel<<<1, 32, 0, stream>>>(flags, 2, INT32_MAX);
@@ -271,30 +439,93 @@ void launch_gather_rows(const void* src, int64_t src_rows, int64_t row_bytes, co
   const auto aligned = [&](int n) {
     return row_bytes % n == 0 && reinterpret_cast<uintptr_t>(src) % n == 0 && reinterpret_cast<uintptr_t>(out) % n == 0;
   };
-  const int grid = grid_for(rows);
+  constexpr int kThreads = 256;
+  const int64_t warps_needed = rows;
+  const int64_t blocks = (warps_needed * 32 + kThreads - 1) / kThreads;
+  const int grid = static_cast<int>(blocks > 132 * 64 ? 132 * 64 : blocks);
   if (aligned(16)) {
-    const int64_t v = row_bytes / 16;
-    const int threads = v >= 256 ? 256 : static_cast<int>(((v + 31) / 32) * 32);
-    gather_rows_kernel<uint4><<<grid, threads, 0, stream>>>(static_cast<const uint4*>(src), v, src_row, rows,
-                                                            static_cast<uint4*>(out), zero_missing);
+    gather_rows_kernel<uint4><<<grid, kThreads, 0, stream>>>(static_cast<const uint4*>(src), row_bytes / 16, src_row,
+                                                             rows, static_cast<uint4*>(out), zero_missing);
   } else if (aligned(4)) {
-    const int64_t v = row_bytes / 4;
-    const int threads = v >= 256 ? 256 : static_cast<int>(((v + 31) / 32) * 32);
-    gather_rows_kernel<uint32_t><<<grid, threads, 0, stream>>>(static_cast<const uint32_t*>(src), v, src_row, rows,
-                                                               static_cast<uint32_t*>(out), zero_missing);
+    gather_rows_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(static_cast<const uint32_t*>(src), row_bytes / 4,
+                                                                src_row, rows, static_cast<uint32_t*>(out), zero_missing);
   } else {
-    const int threads = row_bytes >= 256 ? 256 : static_cast<int>(((row_bytes + 31) / 32) * 32);
-    gather_rows_kernel<uint8_t><<<grid, threads, 0, stream>>>(static_cast<const uint8_t*>(src), row_bytes, src_row, rows,
-                                                              static_cast<uint8_t*>(out), zero_missing);
+    gather_rows_kernel<uint8_t><<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), row_bytes, src_row,
+                                                               rows, static_cast<uint8_t*>(out), zero_missing);
   }
   check_launch("gather_rows_kernel");
 }
+
+void launch_scatter_rows(const void* src, int64_t row_bytes, const int32_t* rowmap, int64_t tokens, int32_t experts,
+                         const int32_t* src_row, int64_t rows, void* out, cudaStream_t stream) {
+  if (row_bytes == 0) return;
+  constexpr int kThreads = 256;
+  const size_t smem = static_cast<size_t>(kThreads / 32) * experts * sizeof(int32_t);
+  const auto grid_of = [](int64_t warps) {
+    const int64_t b = (warps * 32 + kThreads - 1) / kThreads;
+    return static_cast<int>(b < 1 ? 1 : (b > 132 * 64 ? 132 * 64 : b));
+  };
+  const auto aligned = [&](int n) {
+    return row_bytes % n == 0 && reinterpret_cast<uintptr_t>(src) % n == 0 && reinterpret_cast<uintptr_t>(out) % n == 0;
+  };
+  if (aligned(16)) {
+    if (tokens > 0)
+      scatter_rows_kernel<uint4><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint4*>(src),
+                                                                              row_bytes / 16, rowmap, tokens, experts,
+                                                                              static_cast<uint4*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint4><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes / 16, src_row, rows, static_cast<uint4*>(out));
+  } else if (aligned(4)) {
+    if (tokens > 0)
+      scatter_rows_kernel<uint32_t><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint32_t*>(src),
+                                                                                 row_bytes / 4, rowmap, tokens, experts,
+                                                                                 static_cast<uint32_t*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint32_t><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes / 4, src_row, rows,
+                                                                         static_cast<uint32_t*>(out));
+  } else {
+    if (tokens > 0)
+      scatter_rows_kernel<uint8_t><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint8_t*>(src), row_bytes,
+                                                                                rowmap, tokens, experts,
+                                                                                static_cast<uint8_t*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint8_t><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes, src_row, rows, static_cast<uint8_t*>(out));
+  }
+  check_launch("scatter_rows_kernel");
+}
+
+namespace {
+
+// Vector path when rows are whole 16-byte vectors and both pointers are 16-byte aligned.
+bool launch_unpermute_vec(bool bf16, const void* xu, int64_t hidden, const int32_t* rowmap, int64_t tokens,
+                          int32_t experts, const float* prob, bool weighted, void* out, cudaStream_t stream) {
+  const int64_t row_bytes = hidden * (bf16 ? 2 : 4);
+  if (row_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(xu) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0) {
+    return false;
+  }
+  constexpr int kThreads = 128;  // 4 warps, one token each
+  const size_t smem = static_cast<size_t>(kThreads / 32) * experts * 2 * sizeof(int32_t);
+  const int64_t blocks = (tokens + kThreads / 32 - 1) / (kThreads / 32);
+  const int grid = static_cast<int>(blocks > 132 * 32 ? 132 * 32 : blocks);
+  if (bf16) {
+    unpermute_vec_kernel<true><<<grid, kThreads, smem, stream>>>(static_cast<const uint4*>(xu), row_bytes / 16, rowmap,
+                                                                 tokens, experts, prob, weighted, static_cast<uint4*>(out));
+  } else {
+    unpermute_vec_kernel<false><<<grid, kThreads, smem, stream>>>(static_cast<const uint4*>(xu), row_bytes / 16, rowmap,
+                                                                  tokens, experts, prob, weighted, static_cast<uint4*>(out));
+  }
+  check_launch("unpermute_vec_kernel");
+  return true;
+}
+
+}  // namespace
 
 void launch_unpermute_bf16(const uint16_t* x_unzipped, int64_t rows, int64_t hidden, const int32_t* rowmap,
                            int64_t tokens, int32_t experts, const float* prob_unzipped, bool weighted, uint16_t* out,
                            cudaStream_t stream) {
   (void)rows;
   if (tokens == 0 || hidden == 0) return;
+  if (launch_unpermute_vec(true, x_unzipped, hidden, rowmap, tokens, experts, prob_unzipped, weighted, out, stream)) return;
   const size_t smem = static_cast<size_t>(experts) * (sizeof(int32_t) + sizeof(float));
   unpermute_bf16_kernel<<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
                                                                   prob_unzipped, weighted, out);
@@ -305,6 +536,7 @@ void launch_unpermute_f32(const float* x_unzipped, int64_t rows, int64_t hidden,
                           int32_t experts, const float* prob_unzipped, bool weighted, float* out, cudaStream_t stream) {
   (void)rows;
   if (tokens == 0 || hidden == 0) return;
+  if (launch_unpermute_vec(false, x_unzipped, hidden, rowmap, tokens, experts, prob_unzipped, weighted, out, stream)) return;
   const size_t smem = static_cast<size_t>(experts) * (sizeof(int32_t) + sizeof(float));
   unpermute_f32_kernel<<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
                                                                  prob_unzipped, weighted, out);

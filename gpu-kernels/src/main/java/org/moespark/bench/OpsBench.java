@@ -103,12 +103,14 @@ public final class OpsBench {
       float mapsMs = time(s, iters, () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1).close());
       try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1)) {
         float gatherMs = time(s, iters, () -> MoePermuteGpu.gather(alloc, maps, x, rowBytes).close());
-        float permuteMs = mapsMs + gatherMs;
+        float rowsMs = time(s, iters, () -> MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes).close());
+        float permuteMs = mapsMs + rowsMs;
         report(out, sh, "maps", mapsMs, 0, copyGbs, Double.NaN);
         report(out, sh, "gather", gatherMs, permuteBytes, copyGbs, torch.getOrDefault(sh.name() + ".gather_us", Double.NaN));
+        report(out, sh, "rows", rowsMs, permuteBytes, copyGbs, torch.getOrDefault(sh.name() + ".gather_us", Double.NaN));
         report(out, sh, "permute", permuteMs, permuteBytes, copyGbs,
             torch.getOrDefault(sh.name() + ".sort_gather_us", Double.NaN));
-        try (DeviceBuffer xu = MoePermuteGpu.gather(alloc, maps, x, rowBytes)) {
+        try (DeviceBuffer xu = MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes)) {
           float unpermuteMs = time(s, iters, () -> MoePermuteGpu.unpermute(alloc, true, xu, maps.rows, h, maps.rowmap,
               dRoute, maps.tokenProbUnzipped, tokens, k, e, true).close());
           report(out, sh, "unpermute", unpermuteMs, permuteBytes, copyGbs,
@@ -134,7 +136,7 @@ public final class OpsBench {
     try (DeviceBuffer dr = alloc.upload(r, "v route"); DeviceBuffer dp = alloc.upload(p, "v probs");
         DeviceBuffer dx = alloc.upload(xs, "v x");
         MoePermuteGpu.DeviceMaps g = MoePermuteGpu.maps(alloc, dr, dp, sub, k, e, hist, 1);
-        DeviceBuffer xu = MoePermuteGpu.gather(alloc, g, dx, 2L * h);
+        DeviceBuffer xu = MoePermuteGpu.permuteRows(alloc, g, dx, 2L * h);
         MoePermuteGpu.DeviceUnpermuted u = MoePermuteGpu.unpermute(alloc, true, xu, g.rows, h, g.rowmap, dr,
             g.tokenProbUnzipped, sub, k, e, true)) {
       if (!java.util.Arrays.equals(cpu.zippedExpertwiseRowmap(), g.rowmap.toInts(sub * e))) {

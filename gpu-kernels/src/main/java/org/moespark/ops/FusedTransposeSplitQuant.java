@@ -6,6 +6,9 @@ import static org.moespark.ops.OpChecks.length;
 import static org.moespark.ops.OpChecks.nonNegative;
 import static org.moespark.ops.OpChecks.nonNull;
 
+import org.moespark.formats.Bf16;
+import org.moespark.formats.Fp8E4m3;
+
 /**
  * Paddle incubate {@code fused_transpose_split_quant} (moe-ops-semantics.md §4): quantise
  * {@code x [M, K]} to FP8 e4m3 with one scale per (128 consecutive tokens) × (1 column), transpose
@@ -64,7 +67,7 @@ public final class FusedTransposeSplitQuant {
     length(op, "x", x.length, (long) m * k, "[" + m + ", " + k + "]");
     float[] xf = new float[elements(op, "x", m, k)];
     for (int i = 0; i < xf.length; i++) {
-      xf[i] = PaddleNumerics.bf16ToFloat(x[i]);
+      xf[i] = Bf16.decode(x[i]);
     }
     return run(xf, m, k, tokensPerExpert, pow2Scales);
   }
@@ -88,8 +91,8 @@ public final class FusedTransposeSplitQuant {
     float[] xf = new float[elements(op, "x", m, k)];
     for (int r = 0; r < m; r++) {
       for (int c = 0; c < k; c++) {
-        float v = PaddleNumerics.e4m3ToFloat(x[r * k + c]) * inputScales[r * sc + c / BLOCK];
-        xf[r * k + c] = PaddleNumerics.roundBf16(v);
+        float v = Fp8E4m3.decode(x[r * k + c]) * inputScales[r * sc + c / BLOCK];
+        xf[r * k + c] = Bf16.round(v);
       }
     }
     return run(xf, m, k, tokensPerExpert, pow2Scales);
@@ -134,7 +137,7 @@ public final class FusedTransposeSplitQuant {
           float s = quantScale(amax, pow2);
           sc[b * k + c] = 1f / s;
           for (int r = 0; r < BLOCK; r++) {
-            out[c * n + b * BLOCK + r] = PaddleNumerics.floatToE4m3Saturating(x[(row0 + r) * k + c] * s);
+            out[c * n + b * BLOCK + r] = Fp8E4m3.encodeSaturating(x[(row0 + r) * k + c] * s);
           }
         }
       }

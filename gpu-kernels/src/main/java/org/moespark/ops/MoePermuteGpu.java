@@ -80,16 +80,6 @@ public final class MoePermuteGpu {
     fits(op, "expertProbTopk", probs, 4 * slots);
     long stream = alloc.stream().handle();
 
-    try (DeviceBuffer flags = alloc.allocate(8, "MoePermuteGpu flags")) {
-      int[] bad = validateRoute0(route.address(), tokens, topK, numExperts, flags.address(), stream);
-      if (bad[0] != Integer.MAX_VALUE) {
-        throw OpChecks.fail(op, "expertRoutemapTopk row " + bad[0] + " has an expert id outside -1 or [0, "
-            + numExperts + ")");
-      }
-      if (bad[1] != Integer.MAX_VALUE) {
-        throw OpChecks.fail(op, "expertRoutemapTopk row " + bad[1] + " names the same expert twice");
-      }
-    }
     int[] offsets = new int[numExperts + 1];
     long r = 0;
     for (int e = 0; e < numExperts; e++) {
@@ -102,33 +92,37 @@ public final class MoePermuteGpu {
     }
     int rows = (int) r;
     offsets[numExperts] = rows;
-    long[] base = new long[numExperts];
-    for (int e = 0; e < numExperts; e++) {
-      base[e] = offsets[e];
-    }
     int nblocks = Math.max(1, (tokens + 127) / 128);
     DeviceBuffer rowmap = null;
     DeviceBuffer prob = null;
     DeviceBuffer expertIdx = null;
     DeviceBuffer src = null;
-    try (DeviceBuffer blockCounts = alloc.allocate(4L * nblocks * numExperts, "MoePermuteGpu block counts");
+    try (DeviceBuffer flags = alloc.allocate(12, "MoePermuteGpu flags");
+        DeviceBuffer blockCounts = alloc.allocate(4L * nblocks * numExperts, "MoePermuteGpu block counts");
         DeviceBuffer counts = alloc.allocate(4L * numExperts, "MoePermuteGpu expert counts");
-        DeviceBuffer baseDev = alloc.allocate(8L * numExperts, "MoePermuteGpu expert base")) {
-      baseDev.copyFrom(base);
-      int[] hist = count0(route.address(), tokens, topK, numExperts, blockCounts.address(), counts.address(), stream);
-      for (int e = 0; e < numExperts; e++) {
-        if (hist[e] != tokensPerExpert[e]) {
-          throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
-              + " but expertRoutemapTopk routes " + hist[e] + " tokens to expert " + e);
-        }
+        DeviceBuffer base = alloc.allocate(8L * numExperts, "MoePermuteGpu expert base")) {
+      // One synchronization: route validation, per-expert counts, and the tokens_per_expert check,
+      // all before any output row is written (rows were sized from tokens_per_expert).
+      int[] res = prepare0(route.address(), tokens, topK, numExperts, tokensPerExpert, paddingAlignment,
+          blockCounts.address(), counts.address(), base.address(), flags.address(), stream);
+      if (res[0] != Integer.MAX_VALUE) {
+        throw OpChecks.fail(op, "expertRoutemapTopk row " + res[0] + " has an expert id outside -1 or [0, "
+            + numExperts + ")");
+      }
+      if (res[1] != Integer.MAX_VALUE) {
+        throw OpChecks.fail(op, "expertRoutemapTopk row " + res[1] + " names the same expert twice");
+      }
+      if (res[2] != Integer.MAX_VALUE) {
+        int e = res[2];
+        throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
+            + " but expertRoutemapTopk routes " + res[3 + e] + " tokens to expert " + e);
       }
       rowmap = alloc.allocate(4L * tokens * numExperts, "zippedExpertwiseRowmap");
       prob = alloc.allocate(4L * rows, "tokenProbUnzipped");
       expertIdx = alloc.allocate(4L * rows, "expertIndices");
       src = alloc.allocate(4L * rows, "sourceRow");
-      assign0(route.address(), probs.address(), tokens, topK, numExperts, baseDev.address(), rows,
+      assign0(route.address(), probs.address(), tokens, topK, numExperts, base.address(), rows,
           blockCounts.address(), rowmap.address(), prob.address(), src.address(), expertIdx.address(), stream);
-      alloc.stream().synchronize();
       return new DeviceMaps(tokens, numExperts, rows, offsets, rowmap, prob, expertIdx, src);
     } catch (RuntimeException e) {
       for (DeviceBuffer b : new DeviceBuffer[] {rowmap, prob, expertIdx, src}) {
@@ -138,6 +132,24 @@ public final class MoePermuteGpu {
       }
       throw e;
     }
+  }
+
+  /**
+   * {@code moe_permute}'s data movement: a new {@code [R, rowBytes]} buffer holding, for every routed
+   * (token, expert), the token's row (bf16, fp32 or fp8 tokens, or their scale rows), and zero padding
+   * rows. Reads each source row once and writes it k times (what "unique bytes" counts). Same
+   * result as {@link #gather}. Asynchronous on the allocator's stream.
+   */
+  public static DeviceBuffer permuteRows(DeviceAllocator alloc, DeviceMaps maps, DeviceBuffer src, long rowBytes) {
+    String op = "MoePermuteGpu.permuteRows";
+    if (rowBytes <= 0) {
+      throw OpChecks.fail(op, "rowBytes must be positive, got " + rowBytes);
+    }
+    fits(op, "src", src, rowBytes * maps.tokens);
+    DeviceBuffer out = alloc.allocate(rowBytes * maps.rows, "hiddenStatesUnzipped");
+    scatterRows0(src.address(), rowBytes, maps.rowmap.address(), maps.tokens, maps.numExperts,
+        maps.sourceRow.address(), maps.rows, out.address(), alloc.stream().handle());
+    return out;
   }
 
   /**
@@ -207,16 +219,17 @@ public final class MoePermuteGpu {
     }
   }
 
-  private static native int[] validateRoute0(long route, long tokens, int topK, int experts, long scratch, long stream);
-
-  private static native int[] count0(long route, long tokens, int topK, int experts, long blockCounts,
-      long expertCounts, long stream);
+  private static native int[] prepare0(long route, long tokens, int topK, int experts, int[] tokensPerExpert,
+      int align, long blockCounts, long expertCounts, long expertBase, long flags, long stream);
 
   private static native void assign0(long route, long probs, long tokens, int topK, int experts, long expertBase,
       long rows, long blockCounts, long rowmap, long probOut, long srcRow, long expertOfRow, long stream);
 
   private static native void gatherRows0(long src, long srcRows, long rowBytes, long srcRow, long rows, long out,
       boolean zeroMissing, long stream);
+
+  private static native void scatterRows0(long src, long rowBytes, long rowmap, long tokens, int experts, long srcRow,
+      long rows, long out, long stream);
 
   private static native void unpermute0(boolean bf16, long xu, long rows, long hidden, long rowmap, long tokens,
       int experts, long prob, boolean weighted, long out, long stream);

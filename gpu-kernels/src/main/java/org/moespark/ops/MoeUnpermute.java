@@ -7,6 +7,8 @@ import static org.moespark.ops.OpChecks.nonNegative;
 import static org.moespark.ops.OpChecks.nonNull;
 import static org.moespark.ops.OpChecks.positive;
 
+import org.moespark.formats.Bf16;
+
 /**
  * Paddle {@code paddle.nn.functional.moe_unpermute} (moe-ops-semantics.md §3): the inverse of
  * {@link MoePermute}, reducing each token's expert rows back into one row. Java reference and CPU
@@ -93,12 +95,12 @@ public final class MoeUnpermute {
           }
           cnt++;
           raw = hiddenStatesUnzipped[r * hidden + c];
-          float x = PaddleNumerics.bf16ToFloat(raw);
+          float x = Bf16.decode(raw);
           if (useMixPrecision) {
             sum = weightedCombine ? Math.fma(x, tokenProbUnzipped[r], sum) : sum + x;
           } else {
-            float a = PaddleNumerics.bf16ToFloat(acc);
-            acc = PaddleNumerics.floatToBf16(weightedCombine ? Math.fma(x, tokenProbUnzipped[r], a) : a + x);
+            float a = Bf16.decode(acc);
+            acc = Bf16.encode(weightedCombine ? Math.fma(x, tokenProbUnzipped[r], a) : a + x);
           }
         }
         short v;
@@ -109,7 +111,7 @@ public final class MoeUnpermute {
         } else if (cnt == 1 && !weightedCombine) {
           v = raw;
         } else {
-          v = PaddleNumerics.floatToBf16(sum);
+          v = Bf16.encode(sum);
         }
         out[t * hidden + c] = v;
       }
