@@ -12,7 +12,8 @@ import org.moespark.formats.Nvfp4;
  * {@code org.moespark.formats}'; this class fixes the layouts and checks the shapes). Every method returns a fresh
  * row-major {@code float[rows·cols]} in {@code nn.Linear} layout ({@code [out, in]}); quantization
  * blocks run along the input ({@code cols}, reduction) axis unless stated otherwise. Buffers are read
- * with absolute gets from their position 0 (little-endian where it matters); they are not modified.
+ * from their position, must hold exactly the bytes the shape needs ({@code remaining()}), are read as
+ * little-endian where it matters, and are not modified.
  */
 public final class WeightDequant {
   private WeightDequant() {}
@@ -154,8 +155,8 @@ public final class WeightDequant {
     if (b == null) {
       throw new IllegalArgumentException(what + " buffer must not be null");
     }
-    if (b.limit() != bytes) {
-      throw new IllegalArgumentException(what + " must hold " + bytes + " bytes, got " + b.limit());
+    if (b.remaining() != bytes) {
+      throw new IllegalArgumentException(what + " must hold " + bytes + " bytes, got " + b.remaining());
     }
   }
 }
