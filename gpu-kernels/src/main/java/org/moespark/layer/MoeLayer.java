@@ -22,7 +22,11 @@ import org.moespark.cuda.NativeLibrary;
  * The whole block output is returned (no residual, no norm: those are the decoder layer's).
  * Weights are dequantized to fp32 once at load (bf16, FP8 e4m3 with 128×128 {@code weight_scale_inv},
  * MXFP4, NVFP4); GEMMs accumulate in fp32. {@link Compute#BF16} rounds as transformers' bf16 eager
- * forward does.
+ * forward does. Quantized checkpoints run weight-only: activations are not quantized (an NVFP4
+ * {@code input_scale} or DeepSeek's dynamic per-128 FP8 activation quantization is not emulated), so
+ * results match a dequantize-then-bf16/fp32 reference, not the FP8/FP4 GEMM kernels bit for bit.
+ * TensorRT's static activation quantization is available per expert through
+ * {@link ExpertFfn#create} and {@link ExpertMixture}.
  *
  * <p>Thread safety: a loaded layer is immutable; {@link #forward} allocates its scratch per call and may
  * be called concurrently from any number of threads (Spark tasks share one layer per JVM); the result

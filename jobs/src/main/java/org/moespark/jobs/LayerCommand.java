@@ -7,6 +7,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
 import org.moespark.layer.Backend;
 import org.moespark.layer.Compute;
 import org.moespark.layer.LayerOptions;
@@ -67,35 +68,39 @@ final class LayerCommand implements Main.Command {
       throw new Main.UsageException("--input " + input + " does not exist");
     }
 
+    // read and check x before the (possibly expensive) model load; the width is checked after it
+    float[] x;
+    int tokens;
+    long width;
+    try (SafeTensors in = SafeTensors.open(input)) {
+      if (!in.contains("x")) {
+        throw new Main.UsageException("--input " + input + " has no tensor 'x' (it has: "
+            + String.join(", ", in.names()) + ")");
+      }
+      Tensor t = in.tensor("x");
+      if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+        throw new Main.UsageException("--input tensor 'x' must be F32, BF16 or F16, got " + t.dtype());
+      }
+      if (t.rank() != 2) {
+        throw new Main.UsageException("--input tensor 'x' must be [tokens, hidden] (rank 2), got shape "
+            + Arrays.toString(t.shape()));
+      }
+      if (t.numel() > Integer.MAX_VALUE - 8) {
+        throw new Main.UsageException("--input tensor 'x' " + Arrays.toString(t.shape())
+            + " is too large for one batch; split it");
+      }
+      tokens = (int) t.dim(0);
+      width = t.dim(1);
+      x = t.toFloatArray();
+    }
+
     long t0 = System.nanoTime();
     try (MoeLayer moe = MoeLayer.load(model, layer, new LayerOptions(backend, compute))) {
       long t1 = System.nanoTime();
       int h = moe.hiddenSize();
-      float[] x;
-      int tokens;
-      try (SafeTensors in = SafeTensors.open(input)) {
-        if (!in.contains("x")) {
-          throw new Main.UsageException("--input " + input + " has no tensor 'x' (it has: "
-              + String.join(", ", in.names()) + ")");
-        }
-        Tensor t = in.tensor("x");
-        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
-          throw new Main.UsageException("--input tensor 'x' must be F32, BF16 or F16, got " + t.dtype());
-        }
-        if (t.rank() != 2) {
-          throw new Main.UsageException("--input tensor 'x' must be [tokens, " + h + "] (rank 2), got shape "
-              + Arrays.toString(t.shape()));
-        }
-        if (t.dim(1) != h) {
-          throw new Main.UsageException("--input tensor 'x' must be [tokens, " + h + "]: width " + t.dim(1)
-              + " does not match the model's hidden size " + h);
-        }
-        if (t.numel() > Integer.MAX_VALUE - 8) {
-          throw new Main.UsageException("--input tensor 'x' " + Arrays.toString(t.shape())
-              + " is too large for one batch; split it");
-        }
-        tokens = (int) t.dim(0);
-        x = t.toFloatArray();
+      if (width != h) {
+        throw new Main.UsageException("--input tensor 'x' must be [tokens, " + h + "]: width " + width
+            + " does not match the model's hidden size " + h);
       }
       long t2 = System.nanoTime();
       MoeLayer.Output o = moe.forward(x, tokens);
@@ -110,7 +115,7 @@ final class LayerCommand implements Main.Command {
           .addFloats("topk_weights", DType.F32, new long[] {tokens, k}, o.topkWeights())
           .write(output);
       out.printf("layer %d of %s (H %d, %d experts, top-%d): %d tokens on %s (%s): load %.0f ms, forward %.1f ms → %s%n",
-          layer, moe.modelType(), h, moe.numExperts(), k, tokens, moe.backend(), compute.name().toLowerCase(),
+          layer, moe.modelType(), h, moe.numExperts(), k, tokens, moe.backend(), compute.name().toLowerCase(Locale.ROOT),
           (t1 - t0) / 1e6, (t3 - t2) / 1e6, output);
     }
     return 0;

@@ -141,7 +141,7 @@ class LayerCommandTest {
   @Test
   void wrongRankIsAUsageError() throws Exception {
     assertEquals(2, runLayer(writeInput("x", new long[] {64}, DType.F32)));
-    assertTrue(err().contains("must be [tokens, 32] (rank 2), got shape [64]"), err());
+    assertTrue(err().contains("must be [tokens, hidden] (rank 2), got shape [64]"), err());
   }
 
   @Test
