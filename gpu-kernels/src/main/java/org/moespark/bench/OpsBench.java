@@ -64,6 +64,7 @@ public final class OpsBench {
     out.printf("%-14s %-10s %9s %9s %9s %8s %12s%n", "shape", "op", "time_us", "GB/s", "copy_GB/s", "vs_copy",
         "vs_torch");
     try (CudaStream s = CudaStream.create(); DeviceAllocator alloc = new DeviceAllocator("OpsBench", s)) {
+      overheads(alloc, s, iters, out);
       for (Shape shape : SHAPES) {
         benchShape(shape, tokens, iters, alloc, s, torch, out);
       }
@@ -117,6 +118,19 @@ public final class OpsBench {
               torch.getOrDefault(sh.name() + ".unpermute_us", Double.NaN));
         }
       }
+    }
+  }
+
+  /** Fixed costs that bound small-batch latency: a stream sync, an allocate/free pair, maps of one token. */
+  private static void overheads(DeviceAllocator alloc, CudaStream s, int iters, PrintStream out) {
+    float syncMs = time(s, iters * 10, s::synchronize);
+    float allocMs = time(s, iters * 10, () -> alloc.allocate(1 << 20, "probe").close());
+    float uploadMs = time(s, iters * 10, () -> alloc.upload(new int[64], "probe").close());
+    int[] route = {0, 1};
+    try (DeviceBuffer r = alloc.upload(route, "route"); DeviceBuffer p = alloc.upload(new float[2], "probs")) {
+      float mapsMs = time(s, iters * 10, () -> MoePermuteGpu.maps(alloc, r, p, 1, 2, 8, new int[] {1, 1, 0, 0, 0, 0, 0, 0}, 1).close());
+      out.printf("# overheads: stream sync %.1f us, allocate+free %.1f us, 256 B pageable upload %.1f us, maps of 1 token %.1f us%n",
+          syncMs * 1000, allocMs * 1000, uploadMs * 1000, mapsMs * 1000);
     }
   }
 
