@@ -64,18 +64,27 @@ __global__ void permute_count_kernel(const int32_t* __restrict__ route, int64_t 
   }
 }
 
-// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals.
+// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals. One warp per
+// expert: 32 blocks per step, a shuffle scan, a running carry (integer sums: order-independent).
 __global__ void permute_scan_kernel(int32_t* __restrict__ block_counts, int nblocks, int32_t experts,
                                     int32_t* __restrict__ expert_counts) {
-  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  const int lane = threadIdx.x & 31;
+  const int e = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   if (e >= experts) return;
-  int32_t run = 0;
-  for (int b = 0; b < nblocks; ++b) {
-    int32_t c = block_counts[static_cast<int64_t>(b) * experts + e];
-    block_counts[static_cast<int64_t>(b) * experts + e] = run;
-    run += c;
+  int32_t carry = 0;
+  for (int b0 = 0; b0 < nblocks; b0 += 32) {
+    const int b = b0 + lane;
+    const int32_t c = b < nblocks ? block_counts[static_cast<int64_t>(b) * experts + e] : 0;
+    int32_t incl = c;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const int32_t v = __shfl_up_sync(0xffffffffu, incl, d);
+      if (lane >= d) incl += v;
+    }
+    if (b < nblocks) block_counts[static_cast<int64_t>(b) * experts + e] = carry + incl - c;
+    carry += __shfl_sync(0xffffffffu, incl, 31);
   }
-  expert_counts[e] = run;
+  if (lane == 0) expert_counts[e] = carry;
 }
 
 // Pass 3: rowmap for the block (coalesced over (t, e)), then per valid slot the row's source, prob
@@ -424,7 +433,8 @@ void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream) {
   const int threads = kTB;
   permute_count_kernel<<<nblocks, threads, smem, stream>>>(a.route, a.tokens, a.top_k, a.experts, a.block_counts);
   check_launch("permute_count_kernel");
-  permute_scan_kernel<<<(a.experts + 127) / 128, 128, 0, stream>>>(a.block_counts, nblocks, a.experts, a.expert_counts);
+  permute_scan_kernel<<<(a.experts * 32 + 255) / 256, 256, 0, stream>>>(a.block_counts, nblocks, a.experts,
+                                                                        a.expert_counts);
   check_launch("permute_scan_kernel");
 }
 
