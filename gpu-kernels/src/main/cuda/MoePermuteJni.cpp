@@ -1,0 +1,123 @@
+// JNI glue for org.moespark.ops.MoePermuteGpu (Paddle moe_permute / moe_unpermute on the GPU).
+// Java has checked shapes and sizes; this layer validates the routemap on the device (ids and
+// duplicates), launches, and maps errors to Java exceptions.
+#include <cstdint>
+#include <vector>
+
+#include "jni_util.hpp"
+#include "moe_permute.cuh"
+
+using namespace moespark;
+
+
+extern "C" {
+
+namespace {
+
+PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, jint experts, jlong expert_base,
+                          jlong block_counts, jlong expert_counts, jlong rowmap, jlong prob_out, jlong src_row,
+                          jlong expert_of_row) {
+  PermuteMapsArgs a{};
+  a.route = as_ptr<const int32_t>(route);
+  a.probs = as_ptr<const float>(probs);
+  a.tokens = tokens;
+  a.top_k = top_k;
+  a.experts = experts;
+  a.expert_base = as_ptr<const int64_t>(expert_base);
+  a.block_counts = as_ptr<int32_t>(block_counts);
+  a.expert_counts = as_ptr<int32_t>(expert_counts);
+  a.rowmap = as_ptr<int32_t>(rowmap);
+  a.prob_out = as_ptr<float>(prob_out);
+  a.src_row = as_ptr<int32_t>(src_row);
+  a.expert_of_row = as_ptr<int32_t>(expert_of_row);
+  return a;
+}
+
+}  // namespace
+
+// Validation and passes 1+2 with one host synchronization. Returns
+// {first bad-id token, first duplicate token, first expert whose count != tokens_per_expert, counts[E]...}
+// (INT32_MAX = none); expert_base is filled on the device from tokens_per_expert.
+JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(JNIEnv* env, jclass, jlong route, jlong tokens,
+                                                                       jint top_k, jint experts, jlong tokens_per_expert,
+                                                                       jint align, jlong block_counts,
+                                                                       jlong expert_counts, jlong expert_base,
+                                                                       jlong flags, jlong stream) {
+  JNI_TRY {
+    cudaStream_t s = as_stream(stream);
+    int32_t* f = as_ptr<int32_t>(flags);
+    launch_validate_route(as_ptr<const int32_t>(route), tokens, top_k, experts, f, s);
+    PermuteMapsArgs a = maps_args(route, 0, tokens, top_k, experts, 0, block_counts, expert_counts, 0, 0, 0, 0);
+    launch_permute_count(a, s);
+    launch_permute_base(as_ptr<const int32_t>(tokens_per_expert), a.expert_counts, experts, align,
+                        as_ptr<int64_t>(expert_base), f, s);
+    std::vector<int32_t> host(3 + static_cast<size_t>(experts));
+    CUDA_CHECK(cudaMemcpyAsync(host.data(), f, 3 * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaMemcpyAsync(host.data() + 3, a.expert_counts, sizeof(int32_t) * experts, cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    jintArray out = env->NewIntArray(3 + experts);
+    if (out != nullptr) env->SetIntArrayRegion(out, 0, 3 + experts, host.data());
+    return out;
+  }
+  JNI_CATCH(env, nullptr)
+}
+
+// Pass 3 (asynchronous): rowmap [S,E], prob [R], expert index [R], source row [R]; padding rows get
+// prob 0, expert -1, source -1.
+JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_assign0(JNIEnv* env, jclass, jlong route, jlong probs,
+                                                                 jlong tokens, jint top_k, jint experts,
+                                                                 jlong expert_base, jlong rows, jlong block_counts,
+                                                                 jlong rowmap, jlong prob_out, jlong src_row,
+                                                                 jlong expert_of_row, jlong stream) {
+  JNI_TRY {
+    cudaStream_t s = as_stream(stream);
+    if (rows > 0) {
+      launch_fill_i32(as_ptr<int32_t>(src_row), rows, -1, s);
+      launch_fill_i32(as_ptr<int32_t>(expert_of_row), rows, -1, s);
+      CUDA_CHECK(cudaMemsetAsync(as_ptr<void>(prob_out), 0, sizeof(float) * rows, s));
+    }
+    launch_permute_assign(maps_args(route, probs, tokens, top_k, experts, expert_base, block_counts, 0, rowmap, prob_out,
+                                    src_row, expert_of_row),
+                          s);
+  }
+  JNI_CATCH(env, )
+}
+
+JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_gatherRows0(JNIEnv* env, jclass, jlong src, jlong src_rows,
+                                                                     jlong row_bytes, jlong src_row, jlong rows,
+                                                                     jlong out, jboolean zero_missing, jlong stream) {
+  JNI_TRY {
+    launch_gather_rows(as_ptr<const void>(src), src_rows, row_bytes, as_ptr<const int32_t>(src_row), rows,
+                       as_ptr<void>(out), zero_missing == JNI_TRUE, as_stream(stream));
+  }
+  JNI_CATCH(env, )
+}
+
+JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_unpermute0(JNIEnv* env, jclass, jboolean bf16, jlong xu,
+                                                                    jlong rows, jlong hidden, jlong rowmap, jlong tokens,
+                                                                    jint experts, jlong prob, jboolean weighted, jlong out,
+                                                                    jlong stream) {
+  JNI_TRY {
+    if (bf16 == JNI_TRUE) {
+      launch_unpermute_bf16(as_ptr<const uint16_t>(xu), rows, hidden, as_ptr<const int32_t>(rowmap), tokens, experts,
+                            as_ptr<const float>(prob), weighted == JNI_TRUE, as_ptr<uint16_t>(out), as_stream(stream));
+    } else {
+      launch_unpermute_f32(as_ptr<const float>(xu), rows, hidden, as_ptr<const int32_t>(rowmap), tokens, experts,
+                           as_ptr<const float>(prob), weighted == JNI_TRUE, as_ptr<float>(out), as_stream(stream));
+    }
+  }
+  JNI_CATCH(env, )
+}
+
+JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_unpermuteProbs0(JNIEnv* env, jclass, jlong route,
+                                                                         jlong tokens, jint top_k, jint experts,
+                                                                         jlong rowmap, jlong prob, jlong out,
+                                                                         jlong stream) {
+  JNI_TRY {
+    launch_unpermute_probs(as_ptr<const int32_t>(route), tokens, top_k, experts, as_ptr<const int32_t>(rowmap),
+                           as_ptr<const float>(prob), as_ptr<float>(out), as_stream(stream));
+  }
+  JNI_CATCH(env, )
+}
+
+}  // extern "C"

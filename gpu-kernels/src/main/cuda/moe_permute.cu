@@ -1,0 +1,456 @@
+// Paddle-semantics moe_permute / moe_unpermute kernels; see moe_permute.cuh.
+#include "moe_permute.cuh"
+
+#include <climits>
+#include <cstring>
+
+#include "jni_util.hpp"  // check_launch (host side only; kernels do not use JNI)
+
+namespace moespark {
+namespace {
+
+constexpr int kTB = kPermuteTokensPerBlock;
+
+__device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
+
+// fp32 -> bf16, round to nearest even; NaN stays NaN (quiet bit set, sign and high payload kept).
+__device__ __forceinline__ uint16_t f32_to_bf16_rne(float f) {
+  uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// Pass 1: per block of kTB tokens, how many valid slots each expert has.
+__global__ void permute_count_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
+                                     int32_t* __restrict__ block_counts) {
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
+  const int nt = static_cast<int>(tokens - t0 < kTB ? tokens - t0 : kTB);
+  extern __shared__ int32_t s_route[];  // [nt * K]
+  for (int i = threadIdx.x; i < nt * top_k; i += blockDim.x) s_route[i] = route[t0 * top_k + i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) {
+    int c = 0;
+    for (int i = 0; i < nt * top_k; ++i) c += (s_route[i] == e);
+    block_counts[static_cast<int64_t>(blockIdx.x) * experts + e] = c;
+  }
+}
+
+// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals.
+__global__ void permute_scan_kernel(int32_t* __restrict__ block_counts, int nblocks, int32_t experts,
+                                    int32_t* __restrict__ expert_counts) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= experts) return;
+  int32_t run = 0;
+  for (int b = 0; b < nblocks; ++b) {
+    int32_t c = block_counts[static_cast<int64_t>(b) * experts + e];
+    block_counts[static_cast<int64_t>(b) * experts + e] = run;
+    run += c;
+  }
+  expert_counts[e] = run;
+}
+
+// Pass 3: thread e walks the block's tokens in ascending order and places each (t, e) pair.
+__global__ void permute_assign_kernel(PermuteMapsArgs a) {
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
+  const int nt = static_cast<int>(a.tokens - t0 < kTB ? a.tokens - t0 : kTB);
+  const int K = a.top_k;
+  extern __shared__ int32_t s_route[];
+  for (int i = threadIdx.x; i < nt * K; i += blockDim.x) s_route[i] = a.route[t0 * K + i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < a.experts; e += blockDim.x) {
+    int64_t row = a.expert_base[e] + a.block_counts[static_cast<int64_t>(blockIdx.x) * a.experts + e];
+    for (int i = 0; i < nt; ++i) {
+      const int64_t t = t0 + i;
+      int slot = -1;
+      for (int k = 0; k < K; ++k) {
+        if (s_route[i * K + k] == e) { slot = k; break; }
+      }
+      if (slot < 0) {
+        a.rowmap[t * a.experts + e] = -1;
+        continue;
+      }
+      a.rowmap[t * a.experts + e] = static_cast<int32_t>(row);
+      a.src_row[row] = static_cast<int32_t>(t);
+      if (a.prob_out != nullptr) a.prob_out[row] = a.probs != nullptr ? a.probs[t * K + slot] : 0.f;
+      if (a.expert_of_row != nullptr) a.expert_of_row[row] = e;
+      ++row;
+    }
+  }
+}
+
+// One warp per output row; each lane keeps kUnroll 16-byte loads in flight (read-only path) and
+// writes with streaming stores. Grid-stride over rows.
+constexpr int kUnroll = 4;
+
+template <typename V>
+__device__ __forceinline__ V load_nc(const V* p) { return __ldg(p); }
+template <>
+__device__ __forceinline__ uint8_t load_nc<uint8_t>(const uint8_t* p) { return *p; }
+
+template <typename V>
+__global__ void gather_rows_kernel(const V* __restrict__ src, int64_t row_vecs, const int32_t* __restrict__ src_row,
+                                   int64_t rows, V* __restrict__ out, bool zero_missing) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t r = warp; r < rows; r += nwarps) {
+    const int32_t s = src_row[r];
+    V* o = out + r * row_vecs;
+    if (s < 0) {
+      if (zero_missing) {
+        V z;
+        memset(&z, 0, sizeof(V));
+        for (int64_t c = lane; c < row_vecs; c += 32) o[c] = z;
+      }
+      continue;
+    }
+    const V* in = src + static_cast<int64_t>(s) * row_vecs;
+    int64_t c = lane;
+    for (; c + 32 * (kUnroll - 1) < row_vecs; c += 32 * kUnroll) {
+      V v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) v[u] = load_nc(in + c + 32 * u);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+    }
+    for (; c < row_vecs; c += 32) o[c] = load_nc(in + c);
+  }
+}
+
+// Gathers the token's contributors (row, prob) in ascending expert order into shared memory.
+__device__ int collect_contributors(const int32_t* __restrict__ rowmap_t, int32_t experts,
+                                    const float* __restrict__ prob, int32_t* s_rows, float* s_prob) {
+  __shared__ int s_cnt;
+  if (threadIdx.x < 32) {
+    int base = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + static_cast<int>(threadIdx.x);
+      const int32_t r = e < experts ? rowmap_t[e] : -1;
+      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+      if (r >= 0) {
+        const int pos = base + __popc(m & ((1u << threadIdx.x) - 1u));
+        s_rows[pos] = r;
+        s_prob[pos] = prob != nullptr ? prob[r] : 1.f;
+      }
+      base += __popc(m);
+    }
+    if (threadIdx.x == 0) s_cnt = base;
+  }
+  __syncthreads();
+  return s_cnt;
+}
+
+__global__ void unpermute_bf16_kernel(const uint16_t* __restrict__ xu, int64_t hidden, const int32_t* __restrict__ rowmap,
+                                      int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
+                                      uint16_t* __restrict__ out) {
+  extern __shared__ unsigned char smem[];
+  int32_t* s_rows = reinterpret_cast<int32_t*>(smem);
+  float* s_prob = reinterpret_cast<float*>(s_rows + experts);
+  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const int cnt = collect_contributors(rowmap + t * experts, experts, prob, s_rows, s_prob);
+    uint16_t* o = out + t * hidden;
+    for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
+      uint16_t v = 0;
+      if (cnt == 1 && !weighted) {
+        v = xu[static_cast<int64_t>(s_rows[0]) * hidden + c];
+      } else if (cnt >= 1) {
+        float sum = 0.f;
+        for (int j = 0; j < cnt; ++j) {
+          const float x = bf16_to_f32(xu[static_cast<int64_t>(s_rows[j]) * hidden + c]);
+          sum = weighted ? fmaf(x, s_prob[j], sum) : x + sum;
+        }
+        v = f32_to_bf16_rne(sum);
+      }
+      o[c] = v;
+    }
+    __syncthreads();
+  }
+}
+
+__global__ void unpermute_f32_kernel(const float* __restrict__ xu, int64_t hidden, const int32_t* __restrict__ rowmap,
+                                     int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
+                                     float* __restrict__ out) {
+  extern __shared__ unsigned char smem[];
+  int32_t* s_rows = reinterpret_cast<int32_t*>(smem);
+  float* s_prob = reinterpret_cast<float*>(s_rows + experts);
+  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const int cnt = collect_contributors(rowmap + t * experts, experts, prob, s_rows, s_prob);
+    float* o = out + t * hidden;
+    for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
+      float v = 0.f;
+      if (cnt == 1 && !weighted) {
+        v = xu[static_cast<int64_t>(s_rows[0]) * hidden + c];
+      } else if (cnt >= 1) {
+        float sum = 0.f;
+        for (int j = 0; j < cnt; ++j) {
+          const float x = xu[static_cast<int64_t>(s_rows[j]) * hidden + c];
+          sum = weighted ? fmaf(x, s_prob[j], sum) : x + sum;
+        }
+        v = sum;
+      }
+      o[c] = v;
+    }
+    __syncthreads();
+  }
+}
+
+// Warp-per-token unpermute on 16-byte vectors (8 bf16 or 4 fp32 per lane per step), same
+// arithmetic and order as the scalar kernels: fp32 sum over contributors in ascending expert order.
+template <bool kBf16>
+__global__ void unpermute_vec_kernel(const uint4* __restrict__ xu, int64_t row_vecs, const int32_t* __restrict__ rowmap,
+                                     int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
+                                     uint4* __restrict__ out) {
+  constexpr int kElems = kBf16 ? 8 : 4;
+  extern __shared__ unsigned char smem[];
+  const int lane = threadIdx.x & 31;
+  const int wib = threadIdx.x >> 5;
+  int32_t* s_rows = reinterpret_cast<int32_t*>(smem) + static_cast<int64_t>(wib) * experts * 2;
+  float* s_prob = reinterpret_cast<float*>(s_rows + experts);
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t t = warp; t < tokens; t += nwarps) {
+    const int32_t* rm = rowmap + t * experts;
+    int cnt = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + lane;
+      const int32_t r = e < experts ? rm[e] : -1;
+      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+      if (r >= 0) {
+        const int pos = cnt + __popc(m & ((1u << lane) - 1u));
+        s_rows[pos] = r;
+        s_prob[pos] = prob != nullptr ? prob[r] : 1.f;
+      }
+      cnt += __popc(m);
+    }
+    __syncwarp();
+    uint4* o = out + t * row_vecs;
+    for (int64_t c = lane; c < row_vecs; c += 32) {
+      uint4 res = make_uint4(0, 0, 0, 0);
+      if (cnt == 1 && !weighted) {
+        res = __ldg(xu + static_cast<int64_t>(s_rows[0]) * row_vecs + c);
+      } else if (cnt >= 1) {
+        float acc[kElems];
+#pragma unroll
+        for (int i = 0; i < kElems; ++i) acc[i] = 0.f;
+#pragma unroll 4
+        for (int j = 0; j < cnt; ++j) {
+          const uint4 v = __ldg(xu + static_cast<int64_t>(s_rows[j]) * row_vecs + c);
+          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+          const float p = s_prob[j];
+#pragma unroll
+          for (int i = 0; i < kElems; ++i) {
+            const float x = kBf16 ? __uint_as_float((i & 1) ? (w[i >> 1] & 0xffff0000u) : (w[i >> 1] << 16))
+                                  : __uint_as_float(w[i]);
+            acc[i] = weighted ? fmaf(x, p, acc[i]) : x + acc[i];
+          }
+        }
+        uint32_t r[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q])) |
+                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q + 1])) << 16))
+                       : __float_as_uint(acc[q]);
+        }
+        res = make_uint4(r[0], r[1], r[2], r[3]);
+      }
+      o[c] = res;
+    }
+    __syncwarp();
+  }
+}
+
+__global__ void unpermute_probs_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
+                                       const int32_t* __restrict__ rowmap, const float* __restrict__ prob,
+                                       float* __restrict__ out) {
+  const int64_t n = tokens * top_k;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t e = route[i];
+    const int64_t t = i / top_k;
+    float p = 0.f;
+    if (e >= 0 && e < experts) {
+      const int32_t r = rowmap[t * experts + e];
+      if (r >= 0) p = prob[r];
+    }
+    out[i] = p;
+  }
+}
+
+
+// flags[0] = first token with an id outside {-1} ∪ [0, E), flags[1] = first token with a duplicate
+// expert; INT32_MAX when none. atomicMin: the final value does not depend on thread order.
+__global__ void validate_route_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
+                                      int32_t* __restrict__ flags) {
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < tokens;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t* r = route + t * top_k;
+    for (int k = 0; k < top_k; ++k) {
+      const int32_t e = r[k];
+      if (e == -1) continue;
+      if (e < 0 || e >= experts) atomicMin(&flags[0], static_cast<int32_t>(t));
+      for (int j = 0; j < k; ++j) {
+        if (r[j] == e) atomicMin(&flags[1], static_cast<int32_t>(t));
+      }
+    }
+  }
+}
+
+__global__ void fill_i32_kernel(int32_t* p, int64_t n, int32_t v) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    p[i] = v;
+}
+
+
+
+// One thread: padded segment offsets from tokens_per_expert, and the first expert whose routed count
+// differs from tokens_per_expert (flags[2], INT_MAX when none).
+__global__ void permute_base_kernel(const int32_t* __restrict__ tokens_per_expert,
+                                    const int32_t* __restrict__ expert_counts, int32_t experts, int32_t align,
+                                    int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  int64_t run = 0;
+  int32_t bad = INT_MAX;
+  for (int e = 0; e < experts; ++e) {
+    expert_base[e] = run;
+    const int64_t c = tokens_per_expert[e];
+    run += (c + align - 1) / align * align;
+    if (bad == INT_MAX && expert_counts[e] != tokens_per_expert[e]) bad = e;
+  }
+  flags[2] = bad;
+}
+
+int grid_for(int64_t items, int per_block_items = 1) {
+  const int64_t b = (items + per_block_items - 1) / per_block_items;
+  return static_cast<int>(b < 1 ? 1 : (b > 65535 * 4 ? 65535 * 4 : b));
+}
+
+}  // namespace
+
+void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream) {
+  if (a.tokens == 0) {
+    check_cuda(cudaMemsetAsync(a.expert_counts, 0, sizeof(int32_t) * a.experts, stream), "memset expert_counts");
+    return;
+  }
+  const int nblocks = permute_num_blocks(a.tokens);
+  const size_t smem = sizeof(int32_t) * kTB * a.top_k;
+  const int threads = a.experts >= 256 ? 256 : ((a.experts + 31) / 32) * 32;
+  permute_count_kernel<<<nblocks, threads, smem, stream>>>(a.route, a.tokens, a.top_k, a.experts, a.block_counts);
+  check_launch("permute_count_kernel");
+  permute_scan_kernel<<<(a.experts + 127) / 128, 128, 0, stream>>>(a.block_counts, nblocks, a.experts, a.expert_counts);
+  check_launch("permute_scan_kernel");
+}
+
+void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream) {
+  if (a.tokens == 0) return;
+  const int nblocks = permute_num_blocks(a.tokens);
+  const size_t smem = sizeof(int32_t) * kTB * a.top_k;
+  const int threads = a.experts >= 256 ? 256 : ((a.experts + 31) / 32) * 32;
+  permute_assign_kernel<<<nblocks, threads, smem, stream>>>(a);
+  check_launch("permute_assign_kernel");
+}
+
+void launch_permute_base(const int32_t* tokens_per_expert, const int32_t* expert_counts, int32_t experts, int32_t align,
+                         int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
+  permute_base_kernel<<<1, 32, 0, stream>>>(tokens_per_expert, expert_counts, experts, align, expert_base, flags);
+  check_launch("permute_base_kernel");
+}
+
+void launch_validate_route(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, int32_t* flags,
+                           cudaStream_t stream) {
+  fill_i32_kernel<<<1, 32, 0, stream>>>(flags, 2, INT32_MAX);
+  check_launch("fill_i32_kernel");
+  if (tokens == 0) return;
+  validate_route_kernel<<<grid_for(tokens, 256), 256, 0, stream>>>(route, tokens, top_k, experts, flags);
+  check_launch("validate_route_kernel");
+}
+
+void launch_fill_i32(int32_t* p, int64_t n, int32_t value, cudaStream_t stream) {
+  if (n == 0) return;
+  fill_i32_kernel<<<grid_for(n, 256), 256, 0, stream>>>(p, n, value);
+  check_launch("fill_i32_kernel");
+}
+
+void launch_gather_rows(const void* src, int64_t src_rows, int64_t row_bytes, const int32_t* src_row, int64_t rows,
+                        void* out, bool zero_missing, cudaStream_t stream) {
+  (void)src_rows;
+  if (rows == 0 || row_bytes == 0) return;
+  const auto aligned = [&](int n) {
+    return row_bytes % n == 0 && reinterpret_cast<uintptr_t>(src) % n == 0 && reinterpret_cast<uintptr_t>(out) % n == 0;
+  };
+  constexpr int kThreads = 256;
+  const int64_t warps_needed = rows;
+  const int64_t blocks = (warps_needed * 32 + kThreads - 1) / kThreads;
+  const int grid = static_cast<int>(blocks > 132 * 64 ? 132 * 64 : blocks);
+  if (aligned(16)) {
+    gather_rows_kernel<uint4><<<grid, kThreads, 0, stream>>>(static_cast<const uint4*>(src), row_bytes / 16, src_row,
+                                                             rows, static_cast<uint4*>(out), zero_missing);
+  } else if (aligned(4)) {
+    gather_rows_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(static_cast<const uint32_t*>(src), row_bytes / 4,
+                                                                src_row, rows, static_cast<uint32_t*>(out), zero_missing);
+  } else {
+    gather_rows_kernel<uint8_t><<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), row_bytes, src_row,
+                                                               rows, static_cast<uint8_t*>(out), zero_missing);
+  }
+  check_launch("gather_rows_kernel");
+}
+
+namespace {
+
+// Vector path when rows are whole 16-byte vectors and both pointers are 16-byte aligned.
+bool launch_unpermute_vec(bool bf16, const void* xu, int64_t hidden, const int32_t* rowmap, int64_t tokens,
+                          int32_t experts, const float* prob, bool weighted, void* out, cudaStream_t stream) {
+  const int64_t row_bytes = hidden * (bf16 ? 2 : 4);
+  if (row_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(xu) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0) {
+    return false;
+  }
+  constexpr int kThreads = 128;  // 4 warps, one token each
+  const size_t smem = static_cast<size_t>(kThreads / 32) * experts * 2 * sizeof(int32_t);
+  const int64_t blocks = (tokens + kThreads / 32 - 1) / (kThreads / 32);
+  const int grid = static_cast<int>(blocks > 132 * 32 ? 132 * 32 : blocks);
+  if (bf16) {
+    unpermute_vec_kernel<true><<<grid, kThreads, smem, stream>>>(static_cast<const uint4*>(xu), row_bytes / 16, rowmap,
+                                                                 tokens, experts, prob, weighted, static_cast<uint4*>(out));
+  } else {
+    unpermute_vec_kernel<false><<<grid, kThreads, smem, stream>>>(static_cast<const uint4*>(xu), row_bytes / 16, rowmap,
+                                                                  tokens, experts, prob, weighted, static_cast<uint4*>(out));
+  }
+  check_launch("unpermute_vec_kernel");
+  return true;
+}
+
+}  // namespace
+
+void launch_unpermute_bf16(const uint16_t* x_unzipped, int64_t rows, int64_t hidden, const int32_t* rowmap,
+                           int64_t tokens, int32_t experts, const float* prob_unzipped, bool weighted, uint16_t* out,
+                           cudaStream_t stream) {
+  (void)rows;
+  if (tokens == 0 || hidden == 0) return;
+  if (launch_unpermute_vec(true, x_unzipped, hidden, rowmap, tokens, experts, prob_unzipped, weighted, out, stream)) return;
+  const size_t smem = static_cast<size_t>(experts) * (sizeof(int32_t) + sizeof(float));
+  unpermute_bf16_kernel<<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
+                                                                  prob_unzipped, weighted, out);
+  check_launch("unpermute_bf16_kernel");
+}
+
+void launch_unpermute_f32(const float* x_unzipped, int64_t rows, int64_t hidden, const int32_t* rowmap, int64_t tokens,
+                          int32_t experts, const float* prob_unzipped, bool weighted, float* out, cudaStream_t stream) {
+  (void)rows;
+  if (tokens == 0 || hidden == 0) return;
+  if (launch_unpermute_vec(false, x_unzipped, hidden, rowmap, tokens, experts, prob_unzipped, weighted, out, stream)) return;
+  const size_t smem = static_cast<size_t>(experts) * (sizeof(int32_t) + sizeof(float));
+  unpermute_f32_kernel<<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
+                                                                 prob_unzipped, weighted, out);
+  check_launch("unpermute_f32_kernel");
+}
+
+void launch_unpermute_probs(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, const int32_t* rowmap,
+                            const float* prob_unzipped, float* out, cudaStream_t stream) {
+  if (tokens == 0 || top_k == 0) return;
+  unpermute_probs_kernel<<<grid_for(tokens * top_k, 256), 256, 0, stream>>>(route, tokens, top_k, experts, rowmap,
+                                                                            prob_unzipped, out);
+  check_launch("unpermute_probs_kernel");
+}
+
+}  // namespace moespark
