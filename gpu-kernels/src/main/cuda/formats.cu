@@ -97,7 +97,7 @@ __global__ void nvfp4_dequantize_kernel(const uint8_t* __restrict__ packed, cons
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     uint32_t b = packed[i >> 1];
     float lut = e2m1_decode((i & 1) ? b >> 4 : b);
-    out[i] = mul_rn(mul_rn(lut, e4m3_decode(scales[i / 16])), g);
+    out[i] = canonical_nan(mul_rn(mul_rn(lut, e4m3_decode(scales[i / 16])), g));
   }
 }
 
@@ -154,7 +154,7 @@ __global__ void mx_dequantize_kernel(const uint8_t* __restrict__ elements, const
     } else {
       c = elements[i];
     }
-    out[i] = mul_rn(mx_decode<K>(c), e8m0_decode(scales[i / 32]));
+    out[i] = canonical_nan(mul_rn(mx_decode<K>(c), e8m0_decode(scales[i / 32])));
   }
 }
 
@@ -205,7 +205,7 @@ __global__ void block_fp8_dequantize_kernel(const uint8_t* __restrict__ q, const
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int64_t r = i / cols;
     const int64_t c = i % cols;
-    out[i] = mul_rn(e4m3_decode(q[i]), scale_inv[(r / br) * sc + c / bc]);
+    out[i] = canonical_nan(mul_rn(e4m3_decode(q[i]), scale_inv[(r / br) * sc + c / bc]));
   }
 }
 

@@ -70,6 +70,10 @@ MOESPARK_HD float rcp_rn(float a) {
 #endif
 }
 
+// NaN → the canonical quiet NaN 0x7FC00000 (MiniFloat.canonicalNaN): arithmetic NaN payloads differ
+// between the JVM and the GPU, so dequantization outputs pass through this.
+MOESPARK_HD float canonical_nan(float v) { return v != v ? u2f(0x7FC00000u) : v; }
+
 MOESPARK_HD bool is_nan_bits(uint32_t abs_bits) { return abs_bits > 0x7F800000u; }
 
 // |x| with NaN ignored by the caller's max: fmaxf(m, NaN) = m, like Java's `if (a > m) m = a`.
@@ -139,10 +143,7 @@ MOESPARK_HD float fp16_decode(uint16_t h) {
   uint32_t e = (h >> 10) & 0x1Fu;
   uint32_t m = h & 0x03FFu;
   if (e == 0x1Fu) return u2f(sign | 0x7F800000u | (m << 13));
-  if (e == 0) {
-    float v = mul_rn(static_cast<float>(m), 0x1p-24f);
-    return sign ? -v : v;
-  }
+  if (e == 0) return u2f(sign | f2u(mul_rn(static_cast<float>(m), 0x1p-24f)));
   return u2f(sign | ((e + 112u) << 23) | (m << 13));
 }
 
@@ -151,15 +152,16 @@ MOESPARK_HD float fp16_decode(uint16_t h) {
 MOESPARK_HD float e4m3_decode(uint8_t c) {
   uint32_t e = (c >> 3) & 0xFu;
   uint32_t m = c & 7u;
-  float v;
+  uint32_t mag;
   if (e == 0xFu && m == 7u) {
-    v = u2f(0x7FC00000u);
+    mag = 0x7FC00000u;
   } else if (e == 0) {
-    v = mul_rn(static_cast<float>(m), 0x1p-9f);
+    mag = f2u(mul_rn(static_cast<float>(m), 0x1p-9f));
   } else {
-    v = u2f(((e + 120u) << 23) | (m << 20));
+    mag = ((e + 120u) << 23) | (m << 20);
   }
-  return (c & 0x80u) ? -v : v;
+  // sign by bits: an arithmetic negation of a NaN may canonicalize it on the device
+  return u2f(mag | (static_cast<uint32_t>(c & 0x80u) << 24));
 }
 
 // RNE, saturating to ±448 (inf → ±448), NaN → 0x7F (CUDA __NV_SATFINITE).

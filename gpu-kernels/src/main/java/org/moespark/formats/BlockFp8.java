@@ -8,7 +8,8 @@ import java.nio.ByteBuffer;
  * {@code weight_scale_inv} F32 [ceil(rows/128), ceil(cols/128)]) and 1×128 groups for activations;
  * edge tiles may be partial. Scales are stored row-major [ceil(rows/blockRows), ceil(cols/blockCols)].
  *
- * <p>Dequantization (DeepSeek {@code weight_dequant}): {@code w = float(q) · scaleInv[tile]}, fp32.
+ * <p>Dequantization (DeepSeek {@code weight_dequant}): {@code w = float(q) · scaleInv[tile]}, fp32;
+ * NaN results are the canonical quiet NaN 0x7FC00000 (CPU and GPU alike).
  *
  * <p>Quantization follows the Paddle kernels ({@code ComputeScale} in {@code quant_utils.h}, spec
  * moe-ops-semantics §4.2 / §15b), per tile:
@@ -131,7 +132,7 @@ public final class BlockFp8 {
     for (int r = 0; r < rows; r++) {
       int srow = (r / blockRows) * sc;
       for (int c = 0; c < cols; c++) {
-        out[r * cols + c] = Fp8E4m3.decode(q[r * cols + c]) * scaleInv[srow + c / blockCols];
+        out[r * cols + c] = MiniFloat.canonicalNaN(Fp8E4m3.decode(q[r * cols + c]) * scaleInv[srow + c / blockCols]);
       }
     }
   }
@@ -150,7 +151,8 @@ public final class BlockFp8 {
     for (int r = 0; r < rows; r++) {
       int srow = (r / blockRows) * sc;
       for (int c = 0; c < cols; c++) {
-        out[r * cols + c] = Fp8E4m3.decode(qb.get(r * cols + c)) * sb.getFloat(4 * (srow + c / blockCols));
+        out[r * cols + c] = MiniFloat.canonicalNaN(
+            Fp8E4m3.decode(qb.get(r * cols + c)) * sb.getFloat(4 * (srow + c / blockCols)));
       }
     }
   }

@@ -155,7 +155,8 @@ public final class Mxfp {
   /**
    * Dequantizes from buffers positioned at the elements and the scales (e.g. GPT-OSS
    * {@code *_blocks} / {@code *_scales} mapped from safetensors): value = element · 2^(scale − 127),
-   * one fp32 multiply (exact unless the result is an fp32 subnormal or overflows).
+   * one fp32 multiply (exact unless the result is an fp32 subnormal or overflows). NaN results (NaN
+   * scale 0xFF or an FP8 NaN element) are the canonical quiet NaN 0x7FC00000.
    */
   public static void dequantize(Kind kind, ByteBuffer elements, ByteBuffer scales, int rows, int cols, float[] out) {
     checkShape(rows, cols, "Mxfp.dequantize");
@@ -171,7 +172,7 @@ public final class Mxfp {
       } else {
         code = e.get(i) & 0xFF;
       }
-      out[i] = kind.decode(code) * E8m0.decode(s.get(i / BLOCK));
+      out[i] = MiniFloat.canonicalNaN(kind.decode(code) * E8m0.decode(s.get(i / BLOCK)));
     }
   }
 }

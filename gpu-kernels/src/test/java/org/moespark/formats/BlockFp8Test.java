@@ -69,6 +69,10 @@ class BlockFp8Test {
     assertEquals(Float.POSITIVE_INFINITY, sinv[0], 0f);
     assertTrue(Fp8E4m3.isNaN(q[2]), "NaN element stays NaN");
     assertEquals(0x7E, q[3], "NaN ignored by amax: amax 1 → 448");
+    float[] back = new float[4];
+    BlockFp8.dequantize(q, sinv, 1, 4, 1, 2, back);
+    assertEquals(0x7FC00000, Float.floatToRawIntBits(back[0]), "NaN code × inf scale → canonical NaN");
+    assertEquals(0x7FC00000, Float.floatToRawIntBits(back[2]));
     assertEquals(1f / 448f, sinv[1], 0f);
   }
 

@@ -121,6 +121,9 @@ class Fp8Test {
       }
     }
     assertEquals(448f, Fp8E4m3.decode((byte) 0x7E), 0f);
+    assertEquals(0x7FC00000, Float.floatToRawIntBits(Fp8E4m3.decode((byte) 0x7F)), "NaN bits are defined");
+    assertEquals(0xFFC00000, Float.floatToRawIntBits(Fp8E4m3.decode((byte) 0xFF)));
+    assertEquals(0x80000000, Float.floatToRawIntBits(Fp8E4m3.decode((byte) 0x80)), "-0");
     assertEquals(57344f, Fp8E5m2.decode((byte) 0x7B), 0f);
   }
 

@@ -33,6 +33,7 @@ class MxfpTest {
     // a NaN scale makes its block NaN
     Mxfp.dequantize(Mxfp.Kind.MXFP4, blocks, new byte[] {(byte) 0xFF, 127}, 1, 64, out);
     assertTrue(Float.isNaN(out[0]) && Float.isNaN(out[31]) && out[32] == -1f);
+    assertEquals(0x7FC00000, Float.floatToRawIntBits(out[1]), "NaN results are the canonical quiet NaN");
   }
 
   @Test
