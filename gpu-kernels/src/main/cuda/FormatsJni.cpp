@@ -93,8 +93,8 @@ JNIEXPORT void JNICALL Java_org_moespark_formats_FormatsGpu_mxDequantize0(JNIEnv
   JNI_CATCH(env, )
 }
 
-JNIEXPORT void JNICALL Java_org_moespark_formats_FormatsGpu_blockFp8Quantize0(JNIEnv* env, jclass, jlong x,
-                                                                              jlong rows, jlong cols, jint br,
+JNIEXPORT void JNICALL Java_org_moespark_formats_FormatsGpu_blockFp8Quantize0(JNIEnv* env, jclass, jint rule,
+                                                                              jlong x, jlong rows, jlong cols, jint br,
                                                                               jint bc, jboolean pow2, jlong q,
                                                                               jlong scale_inv, jlong stream) {
   JNI_TRY {
@@ -102,8 +102,9 @@ JNIEXPORT void JNICALL Java_org_moespark_formats_FormatsGpu_blockFp8Quantize0(JN
                                                               std::to_string(rows) + ", " + std::to_string(cols) +
                                                               "] block " + std::to_string(br) + "x" +
                                                               std::to_string(bc));
-    fmt::launch_block_fp8_quantize(as_ptr<const float>(x), rows, cols, br, bc, pow2 == JNI_TRUE, as_ptr<uint8_t>(q),
-                                   as_ptr<float>(scale_inv), as_stream(stream));
+    require(fmt::launch_block_fp8_quantize(rule, as_ptr<const float>(x), rows, cols, br, bc, pow2 == JNI_TRUE,
+                                           as_ptr<uint8_t>(q), as_ptr<float>(scale_inv), as_stream(stream)),
+            "FormatsGpu.blockFp8Quantize: unknown scale rule " + std::to_string(rule));
     check_launch("block_fp8_quantize_kernel");
   }
   JNI_CATCH(env, )

@@ -160,6 +160,7 @@ __global__ void mx_dequantize_kernel(const uint8_t* __restrict__ elements, const
 
 // One CUDA block per tile (grid-stride over tiles): amax by a shared-memory max reduction (exact and
 // order-independent), then every thread quantizes its share of the tile.
+template <int R>
 __global__ void block_fp8_quantize_kernel(const float* __restrict__ x, int64_t rows, int64_t cols, int br, int bc,
                                           bool pow2, uint8_t* __restrict__ q, float* __restrict__ scale_inv) {
   __shared__ float red[kThreads];
@@ -184,15 +185,21 @@ __global__ void block_fp8_quantize_kernel(const float* __restrict__ x, int64_t r
       __syncthreads();
     }
     if (threadIdx.x == 0) {
-      float s = fp8_quant_scale(red[0], pow2);
-      s_shared = s;
-      scale_inv[t] = rcp_rn(s);
+      if (R == kRulePaddle) {
+        float s = fp8_quant_scale(red[0], pow2);
+        s_shared = s;
+        scale_inv[t] = rcp_rn(s);
+      } else {
+        float s = fp8_deepseek_scale(red[0], pow2);
+        s_shared = s;
+        scale_inv[t] = s;
+      }
     }
     __syncthreads();
     const float s = s_shared;
     for (int64_t k = threadIdx.x; k < count; k += blockDim.x) {
       const int64_t idx = (r0 + k / w) * cols + c0 + k % w;
-      q[idx] = e4m3_encode_sat(mul_rn(x[idx], s));
+      q[idx] = e4m3_encode_sat(R == kRulePaddle ? mul_rn(x[idx], s) : div_rn(x[idx], s));
     }
     __syncthreads();  // red and s_shared are reused by the next tile
   }
@@ -280,12 +287,20 @@ bool launch_mx_dequantize(int kind, const uint8_t* elements, const uint8_t* scal
   }
 }
 
-void launch_block_fp8_quantize(const float* x, int64_t rows, int64_t cols, int block_rows, int block_cols, bool pow2,
-                               uint8_t* q, float* scale_inv, cudaStream_t stream) {
-  if (rows == 0 || cols == 0) return;
+bool launch_block_fp8_quantize(int rule, const float* x, int64_t rows, int64_t cols, int block_rows, int block_cols,
+                               bool pow2, uint8_t* q, float* scale_inv, cudaStream_t stream) {
+  if (rule != kRulePaddle && rule != kRuleDeepSeek) return false;
+  if (rows == 0 || cols == 0) return true;
   const int64_t tiles = ((rows + block_rows - 1) / block_rows) * ((cols + block_cols - 1) / block_cols);
   const unsigned g = static_cast<unsigned>(tiles < 65536 ? tiles : 65536);
-  block_fp8_quantize_kernel<<<g, kThreads, 0, stream>>>(x, rows, cols, block_rows, block_cols, pow2, q, scale_inv);
+  if (rule == kRulePaddle) {
+    block_fp8_quantize_kernel<kRulePaddle><<<g, kThreads, 0, stream>>>(x, rows, cols, block_rows, block_cols, pow2, q,
+                                                                      scale_inv);
+  } else {
+    block_fp8_quantize_kernel<kRuleDeepSeek><<<g, kThreads, 0, stream>>>(x, rows, cols, block_rows, block_cols, pow2,
+                                                                        q, scale_inv);
+  }
+  return true;
 }
 
 void launch_block_fp8_dequantize(const uint8_t* q, const float* scale_inv, int64_t rows, int64_t cols, int block_rows,

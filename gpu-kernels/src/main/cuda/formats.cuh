@@ -272,6 +272,17 @@ MOESPARK_HD float fp8_quant_scale(float amax, bool pow2) {
   return s;
 }
 
+// DeepSeek act_quant dequantization scale (BlockFp8.deepSeekScale): max(amax, 1e-4) / 448, ue8m0 →
+// 2^ceil(log2 s).
+MOESPARK_HD float fp8_deepseek_scale(float amax, bool ue8m0) {
+  float s = div_rn(amax > 1e-4f ? amax : 1e-4f, 448.0f);
+  if (ue8m0 && s > 0.0f && (f2u(s) & 0x7FFFFFFFu) < 0x7F800000u) {
+    int f = floor_log2(s);
+    s = pow2f(pow2f(f) == s ? f : f + 1);
+  }
+  return s;
+}
+
 // ---- bulk kernels (formats.cu) -----------------------------------------------------------------
 // Device pointers, 64-bit element counts, a stream; no allocation. Launch errors are left for the
 // caller's check (cudaGetLastError).
@@ -308,10 +319,13 @@ bool launch_mx_quantize(int kind, const float* x, int64_t n, uint8_t* elements, 
 bool launch_mx_dequantize(int kind, const uint8_t* elements, const uint8_t* scales, int64_t n, float* out,
                           cudaStream_t stream);
 
+// Block FP8 scale rules shared with BlockFp8.ScaleRule (ordinal).
+enum Fp8Rule : int { kRulePaddle = 0, kRuleDeepSeek = 1 };
+
 // Block FP8 over a row-major [rows, cols] matrix, block_rows × block_cols tiles, scale_inv
-// [ceil(rows/br), ceil(cols/bc)] fp32.
-void launch_block_fp8_quantize(const float* x, int64_t rows, int64_t cols, int block_rows, int block_cols, bool pow2,
-                               uint8_t* q, float* scale_inv, cudaStream_t stream);
+// [ceil(rows/br), ceil(cols/bc)] fp32 (dequantization scales). Returns false for an unknown rule.
+bool launch_block_fp8_quantize(int rule, const float* x, int64_t rows, int64_t cols, int block_rows, int block_cols,
+                               bool pow2, uint8_t* q, float* scale_inv, cudaStream_t stream);
 void launch_block_fp8_dequantize(const uint8_t* q, const float* scale_inv, int64_t rows, int64_t cols, int block_rows,
                                  int block_cols, float* out, cudaStream_t stream);
 

@@ -211,18 +211,27 @@ public final class FormatsGpu {
     return Math.multiplyExact((rows + blockRows - 1) / blockRows, (cols + blockCols - 1) / blockCols);
   }
 
-  /** {@link BlockFp8#quantize} of a row-major [rows, cols] fp32 matrix. */
+  /** {@link BlockFp8#quantize} (Paddle rule) of a row-major [rows, cols] fp32 matrix. */
   public static void blockFp8Quantize(DeviceBuffer x, long rows, long cols, int blockRows, int blockCols, boolean pow2,
       DeviceBuffer q, DeviceBuffer scaleInv, CudaStream stream) {
+    blockFp8Quantize(BlockFp8.ScaleRule.PADDLE, x, rows, cols, blockRows, blockCols, pow2, q, scaleInv, stream);
+  }
+
+  /** {@link BlockFp8#quantize(BlockFp8.ScaleRule, float[], int, int, int, int, boolean, byte[], float[])}. */
+  public static void blockFp8Quantize(BlockFp8.ScaleRule rule, DeviceBuffer x, long rows, long cols, int blockRows,
+      int blockCols, boolean pow2, DeviceBuffer q, DeviceBuffer scaleInv, CudaStream stream) {
     String what = "FormatsGpu.blockFp8Quantize";
     ready(stream, what);
+    if (rule == null) {
+      throw new IllegalArgumentException(what + ": rule is null");
+    }
     long scales = scaleCount(rows, cols, blockRows, blockCols, what);
     long n = Math.multiplyExact(rows, cols);
     fits(x, 4 * n, what + " x");
     fits(q, n, what + " q");
     fits(scaleInv, 4 * scales, what + " scaleInv");
-    blockFp8Quantize0(x.address(), rows, cols, blockRows, blockCols, pow2, q.address(), scaleInv.address(),
-        stream.handle());
+    blockFp8Quantize0(rule.id(), x.address(), rows, cols, blockRows, blockCols, pow2, q.address(),
+        scaleInv.address(), stream.handle());
   }
 
   /** {@link BlockFp8#dequantize} into out [rows, cols] fp32. */
@@ -252,7 +261,7 @@ public final class FormatsGpu {
 
   private static native void mxDequantize0(int kind, long elements, long scales, long n, long out, long stream);
 
-  private static native void blockFp8Quantize0(long x, long rows, long cols, int blockRows, int blockCols,
+  private static native void blockFp8Quantize0(int rule, long x, long rows, long cols, int blockRows, int blockCols,
       boolean pow2, long q, long scaleInv, long stream);
 
   private static native void blockFp8Dequantize0(long q, long scaleInv, long rows, long cols, int blockRows,

@@ -59,6 +59,34 @@ class BlockFp8Test {
   }
 
   @Test
+  void deepSeekActivationRule() {
+    assertEquals(1e-4f / 448f, BlockFp8.deepSeekScale(0f, false), 0f, "amax floored at 1e-4");
+    assertEquals(1f, BlockFp8.deepSeekScale(448f, false), 0f);
+    assertEquals(3f / 448f, BlockFp8.deepSeekScale(3f, false), 0f);
+    assertEquals(0x1p-7f, BlockFp8.deepSeekScale(3f, true), 0f, "3/448 = 0.0067 → 2^-7 (rounded up)");
+    assertEquals(1f, BlockFp8.deepSeekScale(448f, true), 0f, "exact power of two stays");
+    assertEquals(2f, BlockFp8.deepSeekScale(449f, true), 0f);
+    // one 1x128 group: [448, -3, 1, 0 ...] → s = 1, codes of the values themselves
+    float[] x = new float[256];
+    x[0] = 448f;
+    x[1] = -3f;
+    x[2] = 1f;
+    x[128] = 0.5f;  // second group: s = 0.5/448, q = 0.5 / s = 448 (up to rounding) → 0x7E
+    byte[] q = new byte[256];
+    float[] s = new float[2];
+    BlockFp8.quantizeActivationsDeepSeek(x, 1, 256, false, q, s);
+    assertEquals(1f, s[0], 0f);
+    assertEquals(0x7E, q[0]);
+    assertEquals((byte) 0xC4, q[1]);
+    assertEquals(0x38, q[2]);
+    assertEquals(0.5f / 448f, s[1], 0f);
+    assertEquals(0x7E, q[128]);
+    BlockFp8.quantizeActivationsDeepSeek(x, 1, 256, true, q, s);
+    assertEquals(0x1p-9f, s[1], 0f, "0.5/448 = 0.00112 → 2^-9");
+    assertEquals(0x78, q[128], "0.5 / 2^-9 = 256 (0x78)");
+  }
+
+  @Test
   void infAndNaNElements() {
     float[] x = {Float.POSITIVE_INFINITY, 2f, Float.NaN, 1f};
     byte[] q = new byte[4];
@@ -76,8 +104,9 @@ class BlockFp8Test {
     assertEquals(1f / 448f, sinv[1], 0f);
   }
 
-  /** Naive reference written from the spec formula (§4.2 / §15b) with grid rounding. */
-  private static void reference(float[] x, int rows, int cols, int br, int bc, boolean pow2, byte[] q, float[] sinv) {
+  /** Naive reference written from the spec formulas (Paddle §4.2 / §15b, DeepSeek act_quant) with grid rounding. */
+  private static void reference(BlockFp8.ScaleRule rule, float[] x, int rows, int cols, int br, int bc, boolean pow2,
+      byte[] q, float[] sinv) {
     int sc = (cols + bc - 1) / bc;
     for (int t = 0; t < ((rows + br - 1) / br) * sc; t++) {
       int r0 = (t / sc) * br;
@@ -88,14 +117,24 @@ class BlockFp8Test {
           amax = Math.max(amax, Math.abs(x[r * cols + c]));
         }
       }
-      float s = amax == 0 ? 1f : 448f / amax;
-      if (pow2) {
-        s = Math.scalb(1f, Math.getExponent(s));
+      boolean paddle = rule == BlockFp8.ScaleRule.PADDLE;
+      float s;
+      if (paddle) {
+        s = amax == 0 ? 1f : 448f / amax;
+        if (pow2) {
+          s = Math.scalb(1f, Math.getExponent(s));
+        }
+        sinv[t] = 1f / s;
+      } else {
+        s = Math.max(amax, 1e-4f) / 448f;
+        if (pow2) {
+          s = (float) Math.pow(2, Math.ceil(Math.log(s) / Math.log(2) - 1e-9));  // exact for these magnitudes
+        }
+        sinv[t] = s;
       }
-      sinv[t] = 1f / s;
       for (int r = r0; r < Math.min(rows, r0 + br); r++) {
         for (int c = c0; c < Math.min(cols, c0 + bc); c++) {
-          float v = x[r * cols + c] * s;
+          float v = paddle ? x[r * cols + c] * s : x[r * cols + c] / s;
           int mag = Math.min(FormatReference.nearestMagnitudeCode(v, 3, 7, 0x7E), 0x7E);
           q[r * cols + c] = (byte) (mag | (v < 0 ? 0x80 : 0));
         }
@@ -119,15 +158,17 @@ class BlockFp8Test {
           x[c] = 0f;  // a zero row: all-zero 1x128 block
         }
       }
-      for (boolean pow2 : new boolean[] {false, true}) {
+      for (int variant = 0; variant < 4; variant++) {
+        boolean pow2 = (variant & 1) != 0;
+        BlockFp8.ScaleRule rule = BlockFp8.ScaleRule.values()[variant >> 1];
         int ns = BlockFp8.scaleRows(rows, sh[2]) * BlockFp8.scaleCols(cols, sh[3]);
         byte[] q = new byte[x.length];
         float[] sinv = new float[ns];
-        BlockFp8.quantize(x, rows, cols, sh[2], sh[3], pow2, q, sinv);
+        BlockFp8.quantize(rule, x, rows, cols, sh[2], sh[3], pow2, q, sinv);
         byte[] rq = new byte[x.length];
         float[] rs = new float[ns];
-        reference(x, rows, cols, sh[2], sh[3], pow2, rq, rs);
-        String what = rows + "x" + cols + " tiles " + sh[2] + "x" + sh[3] + " pow2=" + pow2;
+        reference(rule, x, rows, cols, sh[2], sh[3], pow2, rq, rs);
+        String what = rule + " " + rows + "x" + cols + " tiles " + sh[2] + "x" + sh[3] + " pow2=" + pow2;
         assertArrayEquals(rq, q, what + " codes");
         Tolerance.assertBitEqual(sinv, rs, what + " scales");
         float[] back = new float[x.length];

@@ -249,18 +249,20 @@ class FormatsGpuTest {
         x[2 * cols] = Float.NaN;
         x[2 * cols + 1] = 1e-39f;
       }
-      for (boolean pow2 : new boolean[] {false, true}) {
+      for (int variant = 0; variant < 4; variant++) {
+        boolean pow2 = (variant & 1) != 0;
+        BlockFp8.ScaleRule rule = BlockFp8.ScaleRule.values()[variant >> 1];
         int ns = BlockFp8.scaleRows(rows, sh[2]) * BlockFp8.scaleCols(cols, sh[3]);
         int n = rows * cols;
         byte[] q = new byte[n];
         float[] sinv = new float[ns];
-        BlockFp8.quantize(x, rows, cols, sh[2], sh[3], pow2, q, sinv);
+        BlockFp8.quantize(rule, x, rows, cols, sh[2], sh[3], pow2, q, sinv);
         float[] back = new float[n];
         BlockFp8.dequantize(q, sinv, rows, cols, sh[2], sh[3], back);
-        String what = rows + "x" + cols + " tiles " + sh[2] + "x" + sh[3] + " pow2=" + pow2;
+        String what = rule + " " + rows + "x" + cols + " tiles " + sh[2] + "x" + sh[3] + " pow2=" + pow2;
         try (DeviceBuffer xd = alloc.upload(x, "x"); DeviceBuffer qd = alloc.allocate(n, "q");
             DeviceBuffer sd = alloc.allocate(4L * ns, "scaleInv"); DeviceBuffer out = alloc.allocate(4L * n, "out")) {
-          FormatsGpu.blockFp8Quantize(xd, rows, cols, sh[2], sh[3], pow2, qd, sd, stream);
+          FormatsGpu.blockFp8Quantize(rule, xd, rows, cols, sh[2], sh[3], pow2, qd, sd, stream);
           assertArrayEquals(q, qd.toBytes(n), what + " codes");
           Tolerance.assertBitEqual(sd.toFloats(ns), sinv, what + " scales");
           FormatsGpu.blockFp8Dequantize(qd, sd, rows, cols, sh[2], sh[3], out, stream);
