@@ -198,8 +198,12 @@ public final class BlockFp8 {
     Checks.length(out.length, (long) rows * cols, "BlockFp8.dequantize out");
     for (int r = 0; r < rows; r++) {
       int srow = (r / blockRows) * sc;
-      for (int c = 0; c < cols; c++) {
-        out[r * cols + c] = MiniFloat.canonicalNaN(Fp8E4m3.decode(q[r * cols + c]) * scaleInv[srow + c / blockCols]);
+      for (int bc = 0; bc < sc; bc++) {
+        float scale = scaleInv[srow + bc];
+        int end = r * cols + Math.min(cols, (bc + 1) * blockCols);
+        for (int i = r * cols + bc * blockCols; i < end; i++) {
+          out[i] = MiniFloat.canonicalNaN(Fp8E4m3.decode(q[i]) * scale);
+        }
       }
     }
   }
@@ -217,9 +221,12 @@ public final class BlockFp8 {
     Checks.length(out.length, (long) rows * cols, "BlockFp8.dequantize out");
     for (int r = 0; r < rows; r++) {
       int srow = (r / blockRows) * sc;
-      for (int c = 0; c < cols; c++) {
-        out[r * cols + c] = MiniFloat.canonicalNaN(
-            Fp8E4m3.decode(qb.get(r * cols + c)) * sb.getFloat(4 * (srow + c / blockCols)));
+      for (int bc = 0; bc < sc; bc++) {
+        float scale = sb.getFloat(4 * (srow + bc));
+        int end = r * cols + Math.min(cols, (bc + 1) * blockCols);
+        for (int i = r * cols + bc * blockCols; i < end; i++) {
+          out[i] = MiniFloat.canonicalNaN(Fp8E4m3.decode(qb.get(i)) * scale);
+        }
       }
     }
   }

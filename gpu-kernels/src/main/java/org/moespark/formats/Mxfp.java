@@ -164,15 +164,25 @@ public final class Mxfp {
     ByteBuffer e = Checks.le(elements, kind.elementBytes(n), "Mxfp.dequantize elements");
     ByteBuffer s = Checks.le(scales, n / BLOCK, "Mxfp.dequantize scales");
     Checks.length(out.length, n, "Mxfp.dequantize out");
-    for (int i = 0; i < (int) n; i++) {
-      int code;
+    int blocks = (int) (n / BLOCK);
+    for (int b = 0; b < blocks; b++) {
+      float scale = E8m0.decode(s.get(b));
+      int base = b * BLOCK;
       if (kind == Kind.MXFP4) {
-        int b = e.get(i >>> 1);
-        code = (i & 1) == 0 ? b & 0xF : (b >>> 4) & 0xF;
+        for (int j = 0; j < BLOCK / 2; j++) {
+          int v = e.get(b * (BLOCK / 2) + j);
+          out[base + 2 * j] = MiniFloat.canonicalNaN(Fp4E2m1.decode(v) * scale);
+          out[base + 2 * j + 1] = MiniFloat.canonicalNaN(Fp4E2m1.decode(v >>> 4) * scale);
+        }
+      } else if (kind == Kind.MXFP8_E4M3) {
+        for (int j = 0; j < BLOCK; j++) {
+          out[base + j] = MiniFloat.canonicalNaN(Fp8E4m3.decode(e.get(base + j)) * scale);
+        }
       } else {
-        code = e.get(i) & 0xFF;
+        for (int j = 0; j < BLOCK; j++) {
+          out[base + j] = MiniFloat.canonicalNaN(Fp8E5m2.decode(e.get(base + j)) * scale);
+        }
       }
-      out[i] = MiniFloat.canonicalNaN(kind.decode(code) * E8m0.decode(s.get(i / BLOCK)));
     }
   }
 }
