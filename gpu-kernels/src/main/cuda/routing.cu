@@ -63,6 +63,9 @@ __device__ __forceinline__ void load_values(const uint16_t* row, int e0, int exp
   }
 }
 
+__device__ __forceinline__ float load_one(const float* row, int e) { return row[e]; }
+__device__ __forceinline__ float load_one(const uint16_t* row, int e) { return fmt::bf16_decode(row[e]); }
+
 // One token per L lanes; see routing.cuh for the layout. Shared memory per token: group scores
 // [n_group] (grouped mode only), selected weights [K] and ids [K].
 template <typename T, int L>
@@ -87,6 +90,55 @@ __global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec
   bool avail[kV];
 #pragma unroll
   for (int i = 0; i < kV; ++i) avail[i] = active && e0 + i < experts;
+
+  if (a.mode == kRouteGroupSoftmax) {
+    // Slot g = arg-max of the in-group softmax of group g (experts [g*E/K, (g+1)*E/K)), lower index on
+    // equal probabilities; weight = that probability. K rounds of three L-lane reductions.
+    const int gsize = experts / k;
+    for (int g = 0; g < k; ++g) {
+      const int lo = g * gsize;
+      const int hi = lo + gsize;
+      float m = -INFINITY;
+#pragma unroll
+      for (int i = 0; i < kV; ++i) m = (avail[i] && e0 + i >= lo && e0 + i < hi) ? fmaxf(m, v[i]) : m;
+#pragma unroll
+      for (int off = L / 2; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(kFull, m, off, L));
+      float sum = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kV; ++i) {
+        if (avail[i] && e0 + i >= lo && e0 + i < hi) sum = __fadd_rn(sum, expf(__fsub_rn(v[i], m)));
+      }
+#pragma unroll
+      for (int off = L / 2; off > 0; off >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(kFull, sum, off, L));
+      const float inv = __frcp_rn(sum);
+      float bv = -INFINITY;
+      int bi = INT_MAX;
+#pragma unroll
+      for (int i = 0; i < kV; ++i) {
+        if (avail[i] && e0 + i >= lo && e0 + i < hi) {
+          const float p = key_of(__fmul_rn(expf(__fsub_rn(v[i], m)), inv));
+          if (p > bv) {
+            bv = p;
+            bi = e0 + i;
+          }
+        }
+      }
+#pragma unroll
+      for (int off = L / 2; off > 0; off >>= 1) {
+        const float ov = __shfl_xor_sync(kFull, bv, off, L);
+        const int oi = __shfl_xor_sync(kFull, bi, off, L);
+        if (ov > bv || (ov == bv && oi < bi)) {
+          bv = ov;
+          bi = oi;
+        }
+      }
+      if (active && q == 0) {
+        a.ids[tok * k + g] = bi;
+        a.weights[tok * k + g] = bv;
+      }
+    }
+    return;
+  }
 
   if (a.mode == kRouteSoftmaxTopK) {
     // exp(x - max) * (1 / sum): max exact, sum in a lane-tree order (the CPU sums ascending).
@@ -247,6 +299,12 @@ __global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec
       a.ids[out0 + j] = isel[j];
       a.weights[out0 + j] = __fmul_rn(expf(__fsub_rn(wsel[j], m)), inv);
     }
+  } else if (a.mode == kRouteTopKRaw) {
+    // weight = the raw value (re-read, so -inf stays -inf rather than the key's -FLT_MAX)
+    for (int j = q; j < k; j += L) {
+      a.ids[out0 + j] = isel[j];
+      a.weights[out0 + j] = load_one(row, isel[j]);
+    }
   } else if (a.mode == kRouteSoftmaxTopK) {
     for (int j = q; j < k; j += L) {
       a.ids[out0 + j] = isel[j];
@@ -293,7 +351,8 @@ bool launch_routing(const RoutingArgs& a, cudaStream_t stream) {
   if (a.experts < 1 || a.experts > kRoutingMaxExperts || a.top_k < 1 || a.top_k > a.experts || a.tokens < 0) {
     return false;
   }
-  if (a.mode != kRouteSoftmaxTopK && a.mode != kRouteTopKSoftmax && a.mode != kRouteSigmoidGroup) return false;
+  if (a.mode < kRouteSoftmaxTopK || a.mode > kRouteGroupSoftmax) return false;
+  if (a.mode == kRouteGroupSoftmax && a.experts % a.top_k != 0) return false;
   int group_slots = 0;
   if (a.mode == kRouteSigmoidGroup && a.n_group > 1) {
     if (a.experts % a.n_group != 0 || !is_pow2(a.experts / a.n_group)) return false;

@@ -26,6 +26,8 @@ enum RoutingMode : int {
   kRouteSoftmaxTopK = 0,   // softmax over E, top-k of the probabilities, optional renormalisation
   kRouteTopKSoftmax = 1,   // top-k of the logits, softmax over the k selected (GPT-OSS)
   kRouteSigmoidGroup = 2,  // DeepSeek-V3 noaux_tc: sigmoid, bias for selection, group-limited top-k
+  kRouteTopKRaw = 3,       // moe_dispatch topk_only_mode: top-k of the raw values, weight = the raw value
+  kRouteGroupSoftmax = 4,  // moe_dispatch group_moe: K groups of E/K, softmax and arg-max inside each
 };
 
 struct RoutingArgs {

@@ -62,6 +62,21 @@ public final class RoutingGpu {
   private static final int SOFTMAX_TOPK = 0;
   private static final int TOPK_SOFTMAX = 1;
   private static final int SIGMOID_GROUPED = 2;
+  private static final int TOPK_RAW = 3;
+  private static final int GROUP_SOFTMAX = 4;
+
+  /**
+   * {@link MoeDispatch}'s gating on fp32 device values (shapes checked by the caller): default =
+   * softmaxTopK without renormalisation; {@code topkOnlyMode} = top-k of the raw values with the raw
+   * value as weight (ranked correctly below -1: upstream's seed bug is not reproduced, as on the CPU);
+   * {@code groupMoe} = K groups of E/K, slot j the arg-max of group j's softmax with its probability.
+   */
+  static void dispatchGating(DeviceBuffer gating, int tokens, int experts, int topK, boolean groupMoe,
+      boolean topkOnlyMode, DeviceBuffer ids, DeviceBuffer weights, CudaStream stream) {
+    int mode = topkOnlyMode ? TOPK_RAW : groupMoe ? GROUP_SOFTMAX : SOFTMAX_TOPK;
+    route0(mode, gating.address(), false, tokens, experts, topK, false, 0L, 1, 1, 1f, false, ids.address(),
+        weights.address(), stream.handle());
+  }
 
   /** Device routing result: {@code ids} int32 and {@code weights} fp32, both {@code [tokens, topK]}. */
   public record DeviceResult(int tokens, int topK, DeviceBuffer ids, DeviceBuffer weights) implements AutoCloseable {
