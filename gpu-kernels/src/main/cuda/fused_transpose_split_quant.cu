@@ -99,18 +99,27 @@ __global__ void __launch_bounds__(kThreads) ftsq_kernel(const void* __restrict__
   const int64_t base = k * start + (row0 - start);
 #pragma unroll
   for (int j = 0; j < kColsPerThread; ++j) {
-    if (j >= ncols) break;
-    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if (j < ncols) {
+      uint32_t w0 = 0u, w1 = 0u, w2 = 0u, w3 = 0u;
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-      w[r / 4] |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[r][j], s[j]))) << (8 * (r % 4));
-    }
-    uint8_t* dst = out + base + (col + j) * n_e;
-    if (aligned_out) {
-      *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
-    } else {
+      for (int r = 0; r < 4; ++r) {
+        w0 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[r][j], s[j]))) << (8 * r);
+        w1 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[4 + r][j], s[j]))) << (8 * r);
+        w2 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[8 + r][j], s[j]))) << (8 * r);
+        w3 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[12 + r][j], s[j]))) << (8 * r);
+      }
+      uint8_t* dst = out + base + (col + j) * n_e;
+      if (aligned_out) {
+        *reinterpret_cast<uint4*>(dst) = make_uint4(w0, w1, w2, w3);
+      } else {
 #pragma unroll
-      for (int r = 0; r < kRowsPerThread; ++r) dst[r] = static_cast<uint8_t>(w[r / 4] >> (8 * (r % 4)));
+        for (int r = 0; r < 4; ++r) {
+          dst[r] = static_cast<uint8_t>(w0 >> (8 * r));
+          dst[4 + r] = static_cast<uint8_t>(w1 >> (8 * r));
+          dst[8 + r] = static_cast<uint8_t>(w2 >> (8 * r));
+          dst[12 + r] = static_cast<uint8_t>(w3 >> (8 * r));
+        }
+      }
     }
   }
 }
