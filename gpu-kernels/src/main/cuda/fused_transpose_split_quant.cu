@@ -46,12 +46,19 @@ __device__ __forceinline__ void load4(const void* x, const float* in_scales, int
   }
 }
 
+// The tile's E4M3 bytes, transposed: column c's 128 tokens are 8 chunks of 16 bytes; chunk p of
+// column c lives at c * 128 + ((p ^ ((c >> 2) & 7)) * 16). The XOR swizzle makes both the 16-byte
+// writes (8 lanes = 8 columns 4 apart, same p) and the 16-byte reads (8 lanes = 8 chunks of one
+// column) hit 8 different bank groups.
+__device__ __forceinline__ int chunk_offset(int c, int p) { return c * kTile + ((p ^ ((c >> 2) & 7)) << 4); }
+
 template <bool FP8>
-__global__ void __launch_bounds__(kThreads) ftsq_kernel(const void* __restrict__ x, const float* __restrict__ in_scales,
+__global__ void __launch_bounds__(kThreads, 3) ftsq_kernel(const void* __restrict__ x, const float* __restrict__ in_scales,
                                                        int64_t k, FtsqExperts ex, int32_t num_experts, bool pow2,
                                                        bool vec, bool aligned_out, uint8_t* __restrict__ out,
                                                        float* __restrict__ scales) {
   __shared__ float red[kThreads / 32][kTile];
+  __shared__ __align__(16) uint8_t tile[kTile * kTile];
   const int b = blockIdx.x;  // global 128-token block
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
@@ -63,20 +70,23 @@ __global__ void __launch_bounds__(kThreads) ftsq_kernel(const void* __restrict__
   }
   const int64_t start = static_cast<int64_t>(ex.block_start[lo]) * kTile;
   const int64_t n_e = static_cast<int64_t>(ex.block_start[lo + 1] - ex.block_start[lo]) * kTile;
-  const int64_t col = static_cast<int64_t>(blockIdx.y) * kTile + lane * kColsPerThread;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kTile;
+  const int64_t col = c0 + lane * kColsPerThread;
   const int ncols = col >= k ? 0 : (k - col < kColsPerThread ? static_cast<int>(k - col) : kColsPerThread);
   const int64_t row0 = static_cast<int64_t>(b) * kTile + warp * kRowsPerThread;
   const int64_t sck = (k + kTile - 1) / kTile;
 
-  float v[kRowsPerThread][kColsPerThread];
-#pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) load4<FP8>(x, in_scales, row0 + r, col, k, sck, ncols, vec, v[r]);
-
+  // Values are bf16 (the FP8 path rounds to bf16 first), kept as bf16 bits: half the registers.
+  uint32_t pk[kRowsPerThread][kColsPerThread / 2];
   float amax[kColsPerThread] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
   for (int r = 0; r < kRowsPerThread; ++r) {
+    float v[kColsPerThread];
+    load4<FP8>(x, in_scales, row0 + r, col, k, sck, ncols, vec, v);
 #pragma unroll
-    for (int j = 0; j < kColsPerThread; ++j) amax[j] = fmt::abs_max(amax[j], v[r][j]);  // NaN ignored
+    for (int j = 0; j < kColsPerThread; ++j) amax[j] = fmt::abs_max(amax[j], v[j]);  // NaN ignored
+    pk[r][0] = (__float_as_uint(v[0]) >> 16) | (__float_as_uint(v[1]) & 0xffff0000u);
+    pk[r][1] = (__float_as_uint(v[2]) >> 16) | (__float_as_uint(v[3]) & 0xffff0000u);
   }
 #pragma unroll
   for (int j = 0; j < kColsPerThread; ++j) red[warp][lane * kColsPerThread + j] = amax[j];
@@ -95,30 +105,34 @@ __global__ void __launch_bounds__(kThreads) ftsq_kernel(const void* __restrict__
       if (j < ncols) scales[static_cast<int64_t>(b) * k + col + j] = fmt::rcp_rn(s[j]);
     }
   }
-  // Column col+j, tokens row0 .. row0+15 of this expert: 16 consecutive bytes of out_e[col+j].
-  const int64_t base = k * start + (row0 - start);
+  // Quantize: column lane*4+j, tokens warp*16 .. +15 = chunk `warp` of that column, into shared memory.
 #pragma unroll
   for (int j = 0; j < kColsPerThread; ++j) {
-    if (j < ncols) {
-      uint32_t w0 = 0u, w1 = 0u, w2 = 0u, w3 = 0u;
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        w0 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[r][j], s[j]))) << (8 * r);
-        w1 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[4 + r][j], s[j]))) << (8 * r);
-        w2 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[8 + r][j], s[j]))) << (8 * r);
-        w3 |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(v[12 + r][j], s[j]))) << (8 * r);
-      }
-      uint8_t* dst = out + base + (col + j) * n_e;
+    for (int r = 0; r < kRowsPerThread; ++r) {
+      const uint32_t bits = (j & 1) ? (pk[r][j / 2] & 0xffff0000u) : (pk[r][j / 2] << 16);
+      w[r / 4] |= static_cast<uint32_t>(fmt::e4m3_encode_sat(fmt::mul_rn(__uint_as_float(bits), s[j]))) << (8 * (r % 4));
+    }
+    *reinterpret_cast<uint4*>(tile + chunk_offset(lane * kColsPerThread + j, warp)) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+  __syncthreads();
+  // Write out: 128 columns x 8 chunks; a warp stores 4 whole 128-byte column rows per instruction.
+  const int64_t base = k * start + (static_cast<int64_t>(b) * kTile - start);
+#pragma unroll
+  for (int it = 0; it < kTile * kTile / 16 / kThreads; ++it) {
+    const int chunk = it * kThreads + threadIdx.x;
+    const int c = chunk / 8;
+    const int p = chunk % 8;
+    if (c0 + c < k) {
+      const uint4 v = *reinterpret_cast<const uint4*>(tile + chunk_offset(c, p));
+      uint8_t* dst = out + base + (c0 + c) * n_e + p * 16;
       if (aligned_out) {
-        *reinterpret_cast<uint4*>(dst) = make_uint4(w0, w1, w2, w3);
+        *reinterpret_cast<uint4*>(dst) = v;
       } else {
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          dst[r] = static_cast<uint8_t>(w0 >> (8 * r));
-          dst[4 + r] = static_cast<uint8_t>(w1 >> (8 * r));
-          dst[8 + r] = static_cast<uint8_t>(w2 >> (8 * r));
-          dst[12 + r] = static_cast<uint8_t>(w3 >> (8 * r));
-        }
+        for (int r = 0; r < 16; ++r) dst[r] = static_cast<uint8_t>(w[r / 4] >> (8 * (r % 4)));
       }
     }
   }

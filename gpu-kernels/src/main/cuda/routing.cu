@@ -19,7 +19,18 @@ constexpr unsigned kFull = 0xffffffffu;
 __device__ __forceinline__ float key_of(float x) { return x >= -3.402823466e+38f ? x : -3.402823466e+38f; }
 
 // fp32 sigmoid with IEEE operations (the CPU computes it in double and rounds once: a few ulp apart).
-__device__ __forceinline__ float sigmoid_f(float x) { return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x))); }
+// (__frcp_rn(y) is the correctly rounded 1/y, i.e. exactly __fdiv_rn(1, y), at a fraction of the cost.)
+__device__ __forceinline__ float sigmoid_f(float x) { return __frcp_rn(__fadd_rn(1.0f, expf(-x))); }
+
+// Order-preserving map of fp32 onto uint32 (larger float = larger key; NaN is never passed), so that
+// a warp arg-max is two redux instructions: the max key, then the min index among its holders.
+__device__ __forceinline__ uint32_t okey(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float okey_value(uint32_t k) {
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
 
 __device__ __forceinline__ void load_values(const float* row, int e0, int experts, bool vec, float (&x)[kV]) {
   if (vec) {
@@ -69,7 +80,7 @@ __device__ __forceinline__ float load_one(const uint16_t* row, int e) { return f
 // One token per L lanes; see routing.cuh for the layout. Shared memory per token: group scores
 // [n_group] (grouped mode only), selected weights [K] and ids [K].
 template <typename T, int L>
-__global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec, int group_slots) {
+__global__ void __launch_bounds__(kBlock, 8) routing_kernel(RoutingArgs a, bool vec, int group_slots) {
   extern __shared__ float smem[];
   constexpr int kTokensPerBlock = kBlock / L;
   const int slot = threadIdx.x / L;
@@ -79,6 +90,8 @@ __global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec
   const int experts = a.experts;
   const int k = a.top_k;
   const int e0 = q * kV;
+  // The lanes of this token (redux instructions take a member mask; tokens never span warps).
+  const unsigned seg = L == 32 ? kFull : (((1u << L) - 1u) << (threadIdx.x & 31 & ~(L - 1)));
   float* gsc = smem + slot * group_slots;
   float* wsel = smem + kTokensPerBlock * group_slots + slot * k;
   int* isel = reinterpret_cast<int*>(smem + kTokensPerBlock * group_slots + kTokensPerBlock * k) + slot * k;
@@ -145,8 +158,7 @@ __global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec
     float m = -INFINITY;
 #pragma unroll
     for (int i = 0; i < kV; ++i) m = avail[i] ? fmaxf(m, v[i]) : m;
-#pragma unroll
-    for (int off = L / 2; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(kFull, m, off, L));
+    m = okey_value(__reduce_max_sync(seg, okey(key_of(m))));  // exact; -inf rows give -FLT_MAX
     float sum = 0.0f;
 #pragma unroll
     for (int i = 0; i < kV; ++i) {
@@ -236,35 +248,29 @@ __global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec
     }
   }
 
-  // Top-k: K rounds of an L-lane arg-max over (key desc, expert asc). Taken and padding slots hold
-  // -inf, below every key (key_of maps real values to >= -FLT_MAX).
+  // Top-k: K rounds of an L-lane arg-max over (key desc, expert asc): the max order key by one redux,
+  // then the lowest expert holding it by another. Keys of real values are >= okey(-FLT_MAX) > 0
+  // (key_of maps -inf and NaN to -FLT_MAX); taken and padding slots hold key 0.
+  uint32_t kk[kV];
 #pragma unroll
-  for (int i = 0; i < kV; ++i) v[i] = avail[i] ? key_of(v[i]) : -INFINITY;
-  float bv = -INFINITY, bs = 0.0f;
+  for (int i = 0; i < kV; ++i) kk[i] = avail[i] ? okey(key_of(v[i])) : 0u;
+  uint32_t bk = 0u;
   int bi = INT_MAX;
+  float bs = 0.0f;
 #pragma unroll
   for (int i = 0; i < kV; ++i) {
-    if (v[i] > bv) {
-      bv = v[i];
+    if (kk[i] > bk) {
+      bk = kk[i];
       bi = e0 + i;
       bs = s[i];
     }
   }
   float wsum = 0.0f;
   for (int j = 0; j < k; ++j) {
-    float rv = bv;
-    int ri = bi;
-#pragma unroll
-    for (int off = L / 2; off > 0; off >>= 1) {
-      const float ov = __shfl_xor_sync(kFull, rv, off, L);
-      const int oi = __shfl_xor_sync(kFull, ri, off, L);
-      if (ov > rv || (ov == rv && oi < ri)) {
-        rv = ov;
-        ri = oi;
-      }
-    }
+    const uint32_t mk = __reduce_max_sync(seg, bk);
+    const int ri = static_cast<int>(__reduce_min_sync(seg, bk == mk ? static_cast<uint32_t>(bi) : 0xffffffffu));
     const int owner = ri / kV;
-    float w = rv;
+    float w = okey_value(mk);
     if (a.mode == kRouteSigmoidGroup) w = __shfl_sync(kFull, bs, owner & (L - 1), L);
     if (q == 0) {
       wsel[j] = w;
@@ -272,13 +278,13 @@ __global__ void __launch_bounds__(kBlock) routing_kernel(RoutingArgs a, bool vec
     }
     wsum = __fadd_rn(wsum, w);
     if (q == owner) {
-      bv = -INFINITY;
+      bk = 0u;
       bi = INT_MAX;
 #pragma unroll
       for (int i = 0; i < kV; ++i) {
-        if (e0 + i == ri) v[i] = -INFINITY;
-        if (v[i] > bv) {
-          bv = v[i];
+        if (e0 + i == ri) kk[i] = 0u;
+        if (kk[i] > bk) {
+          bk = kk[i];
           bi = e0 + i;
           bs = s[i];
         }

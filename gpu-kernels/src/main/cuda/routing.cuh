@@ -4,9 +4,10 @@
 //
 // Layout: L lanes per token (L a power of two ≤ 32, 32/L tokens per warp), lane q of a token owns
 // the kRoutingVpt contiguous experts [q·16, q·16 + 16) in registers (16-byte vector loads where the
-// row alignment allows). Top-k = K rounds of an L-lane butterfly arg-max over (value, expert) with
-// the lower expert index winning equal values: the total order of the CPU reference, so ids are
-// identical whenever the scores are. No global scratch, no atomics; shared memory holds only the
+// row alignment allows). Top-k = K rounds of an L-lane arg-max over (value, expert) with the lower
+// expert index winning equal values (two redux.sync: the max of an order-preserving uint32 key, then
+// the min expert index holding it): the total order of the CPU reference, so ids are identical
+// whenever the scores are. No global scratch, no atomics; shared memory holds only the
 // per-token group scores and the K selected (id, weight) pairs.
 #pragma once
 
