@@ -38,47 +38,7 @@ __device__ __forceinline__ void load8(const uint16_t* p, bool vec, int n, float 
   }
 }
 
-// Quantizes one group whose 8 values this thread holds; the 16 lanes of the half warp reduce amax.
-template <int R>
-__device__ __forceinline__ void quantize_group(const float (&v)[kPerThread], int n, int64_t g, int64_t off, int lane,
-                                               bool vec, bool pow2, uint8_t* __restrict__ q,
-                                               float* __restrict__ scales) {
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kPerThread; ++i) amax = fmt::abs_max(amax, v[i]);  // padding is 0: no effect
-  const unsigned mask = 0xffffu << (threadIdx.x & 16);
-#pragma unroll
-  for (int o = kLanes / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(mask, amax, o, kLanes));
-  uint8_t out[kPerThread];
-  if (R == 0) {
-    const float s = fmt::fp8_quant_scale(amax, pow2);
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) out[i] = fmt::e4m3_encode_sat(fmt::mul_rn(v[i], s));
-    if (lane == 0) scales[g] = fmt::rcp_rn(s);
-  } else {
-    const float s = fmt::fp8_deepseek_scale(amax, pow2);
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) out[i] = fmt::e4m3_encode_sat(fmt::div_rn(v[i], s));
-    if (lane == 0) scales[g] = s;
-  }
-  if (n == kPerThread && vec) {
-    uint2 w;
-    w.x = out[0] | (out[1] << 8) | (out[2] << 16) | (static_cast<uint32_t>(out[3]) << 24);
-    w.y = out[4] | (out[5] << 8) | (out[6] << 16) | (static_cast<uint32_t>(out[7]) << 24);
-    *reinterpret_cast<uint2*>(q + off) = w;
-  } else {
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      if (i < n) q[off + i] = out[i];
-    }
-  }
-}
-
-// Groups per half warp per step: their loads are all issued before any reduction, so each thread keeps
-// kUnroll 16-byte loads in flight (one per thread is too few to cover DRAM latency).
-constexpr int kUnroll = 4;
-
-// kUnroll consecutive 128-column groups per 16 threads (a half warp); grid-stride over group runs.
+// One 128-column group per 16 threads (a half warp); grid-stride over groups.
 template <typename T, int R, bool VEC>
 __global__ void __launch_bounds__(kThreads) act_quant_kernel(const T* __restrict__ x, int64_t rows, int64_t cols,
                                                              bool pow2, uint8_t* __restrict__ q,
@@ -86,33 +46,49 @@ __global__ void __launch_bounds__(kThreads) act_quant_kernel(const T* __restrict
   const int64_t groups_per_row = (cols + kGroup - 1) / kGroup;
   const int64_t groups = rows * groups_per_row;
   const int lane = threadIdx.x % kLanes;
-  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / kLanes * kUnroll;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * (kThreads / kLanes) * kUnroll;
-  // The 16 lanes of a half warp share g, so they iterate together; the shuffles name only that half
-  // warp's lanes, so the other half may leave the loop earlier.
-  for (int64_t g0 = first; g0 < groups; g0 += stride) {
-    float v[kUnroll][kPerThread];
-    int n[kUnroll];
-    int64_t off[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t g = g0 + u;
-      const int64_t r = g / groups_per_row;
-      const int64_t c = (g % groups_per_row) * kGroup + lane * kPerThread;
-      off[u] = r * cols + c;
-      n[u] = g >= groups || c >= cols ? 0 : (cols - c < kPerThread ? static_cast<int>(cols - c) : kPerThread);
-      if (n[u] == kPerThread && VEC) {
-        load8(x + off[u], true, n[u], v[u]);
-      } else if (g < groups) {
-        load8(x + off[u], false, n[u], v[u]);
-      } else {
-#pragma unroll
-        for (int i = 0; i < kPerThread; ++i) v[u][i] = 0.0f;
-      }
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / kLanes;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * (kThreads / kLanes);
+  // The 16 lanes of a half warp share g, so they iterate together; the shuffles below name only
+  // that half warp's lanes, so the other half may leave the loop earlier.
+  for (int64_t g = first; g < groups; g += stride) {
+    const int64_t r = g / groups_per_row;
+    const int64_t c = (g % groups_per_row) * kGroup + lane * kPerThread;
+    const int64_t off = r * cols + c;
+    const int n = c >= cols ? 0 : (cols - c < kPerThread ? static_cast<int>(cols - c) : kPerThread);
+    float v[kPerThread];
+    if (n == kPerThread && VEC) {
+      load8(x + off, true, n, v);
+    } else {
+      load8(x + off, false, n, v);
     }
+    float amax = 0.0f;
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (g0 + u < groups) quantize_group<R>(v[u], n[u], g0 + u, off[u], lane, VEC, pow2, q, scales);
+    for (int i = 0; i < kPerThread; ++i) amax = fmt::abs_max(amax, v[i]);  // padding is 0: no effect
+    const unsigned mask = 0xffffu << (threadIdx.x & 16);
+#pragma unroll
+    for (int o = kLanes / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(mask, amax, o, kLanes));
+    uint8_t out[kPerThread];
+    if (R == 0) {
+      const float s = fmt::fp8_quant_scale(amax, pow2);
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) out[i] = fmt::e4m3_encode_sat(fmt::mul_rn(v[i], s));
+      if (lane == 0) scales[g] = fmt::rcp_rn(s);
+    } else {
+      const float s = fmt::fp8_deepseek_scale(amax, pow2);
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) out[i] = fmt::e4m3_encode_sat(fmt::div_rn(v[i], s));
+      if (lane == 0) scales[g] = s;
+    }
+    if (n == kPerThread && VEC) {
+      uint2 w;
+      w.x = out[0] | (out[1] << 8) | (out[2] << 16) | (static_cast<uint32_t>(out[3]) << 24);
+      w.y = out[4] | (out[5] << 8) | (out[6] << 16) | (static_cast<uint32_t>(out[7]) << 24);
+      *reinterpret_cast<uint2*>(q + off) = w;
+    } else {
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        if (i < n) q[off + i] = out[i];
+      }
     }
   }
 }
@@ -121,8 +97,7 @@ template <typename T, int R>
 void launch_rule(const T* x, int64_t rows, int64_t cols, bool pow2, uint8_t* q, float* scales, bool vec,
                  cudaStream_t stream) {
   const int64_t groups = rows * ((cols + kGroup - 1) / kGroup);
-  const int64_t per_block = static_cast<int64_t>(kThreads / kLanes) * kUnroll;
-  int64_t blocks = (groups + per_block - 1) / per_block;
+  int64_t blocks = (groups + kThreads / kLanes - 1) / (kThreads / kLanes);
   if (blocks > (int64_t{1} << 20)) blocks = int64_t{1} << 20;
   const unsigned grid = static_cast<unsigned>(blocks);
   if (vec) {
