@@ -39,4 +39,31 @@ class TeGpuArgumentsTest {
         () -> TePermuteGpu.moeUnpermute(null, null, null, 3, 8, null, null, 2, 1));
     assertTrue(e.getMessage().contains("dtype"), e.getMessage());
   }
+
+  @Test
+  void teMaskPermuteGpuRejectsBadShapes() {
+    assertRejects(() -> TeMaskPermuteGpu.makeRowIdMap(null, null, -2, 4), "num_tokens", "-2");
+    assertRejects(() -> TeMaskPermuteGpu.makeRowIdMap(null, null, 2, 0), "num_experts", "0");
+    assertRejects(() -> TeMaskPermuteGpu.moePermute(null, TeDtype.FP32, null, 2, -1, null, 4, 3), "hidden", "-1");
+    assertRejects(() -> TeMaskPermuteGpu.moePermute(null, TeDtype.FP32, null, 2, 4, null, 4, -3), "num_out_tokens",
+        "-3");
+    assertRejects(() -> TeMaskPermuteGpu.moePermuteAndPadWithProbs(null, TeDtype.BF16, null, 2, 4, null, null, 4,
+        new int[] {1, 1, 1, 1}, 0), "align_size", "0");
+    assertRejects(() -> TeMaskPermuteGpu.moePermuteAndPadWithProbs(null, TeDtype.BF16, null, 2, 4, null, null, 4,
+        new int[] {1, 1, 1}, 16), "tokens_per_expert", "expected 4", "got 3");
+    assertRejects(() -> TeMaskPermuteGpu.moeUnpermute(null, TeDtype.FP32, null, 3, 4, null, 2, null, 1,
+        new int[] {0}), "pad_offsets", "expected 2");
+    assertRejects(() -> TeMaskPermuteGpu.moeUnpermute(null, TeDtype.FP32, null, 3, 4, null, 2, null, 1,
+        new int[] {0, -1}), "pad_offsets[1]", "-1");
+    assertRejects(() -> TeMaskPermuteGpu.moeUnpermute(null, TeDtype.FP32, null, 3, 4, null, 0, null, 1, null),
+        "num_experts");
+    assertRejects(() -> TeMaskPermuteGpu.moeUnpermute(null, TeDtype.FP32, null, 3, 4, null, 2, null, -1, null),
+        "restore_shape[0]", "-1");
+    NullPointerException e = assertThrows(NullPointerException.class,
+        () -> TeMaskPermuteGpu.moePermuteWithProbs(null, TeDtype.FP32, null, 2, 4, null, null, 4, 3));
+    assertTrue(e.getMessage().contains("probs"), e.getMessage());
+    e = assertThrows(NullPointerException.class,
+        () -> TeMaskPermuteGpu.moePermute(null, TeDtype.FP32, null, 2, 4, null, 4, 3));
+    assertTrue(e.getMessage().startsWith("inp [2, 4] fp32"), e.getMessage());
+  }
 }
