@@ -66,4 +66,26 @@ class TeGpuArgumentsTest {
         () -> TeMaskPermuteGpu.moePermute(null, TeDtype.FP32, null, 2, 4, null, 4, 3));
     assertTrue(e.getMessage().startsWith("inp [2, 4] fp32"), e.getMessage());
   }
+
+  @Test
+  void teSortChunksGpuRejectsWhatTheCpuRejects() {
+    assertRejects(() -> TeSortChunksGpu.makeChunkSortMap(null, new int[] {2, 3}, new int[] {1, 0}, 4),
+        "sum(split_sizes) = 5", "num_tokens = 4");
+    assertRejects(() -> TeSortChunksGpu.makeChunkSortMap(null, new int[] {9, -1}, new int[] {1, 0}, 4),
+        "split_sizes[1]", "-1");
+    assertRejects(() -> TeSortChunksGpu.makeChunkSortMap(null, new int[] {1, 1}, new int[] {1, 1}, 4),
+        "sorted_index[1] = 1 repeats sorted_index[0]");
+    assertRejects(() -> TeSortChunksGpu.makeChunkSortMap(null, new int[] {1, 1}, new int[] {0, 2}, 4),
+        "sorted_index[1] = 2", "[0, 2)");
+    assertRejects(() -> TeSortChunksGpu.makeChunkSortMap(null, new int[] {1, 1}, new int[] {0}, 4), "sorted_index",
+        "expected 2");
+    assertRejects(() -> TeSortChunksGpu.moeSortChunksByIndex(null, TeDtype.FP32, null, 4, -1, new int[] {1},
+        new int[] {0}), "hidden", "-1");
+    NullPointerException e = assertThrows(NullPointerException.class,
+        () -> TeSortChunksGpu.moeSortChunksByIndex(null, TeDtype.BF16, null, 4, 3, new int[] {1}, new int[] {0}));
+    assertTrue(e.getMessage().startsWith("inp [4, 3] bf16"), e.getMessage());
+    e = assertThrows(NullPointerException.class, () -> TeSortChunksGpu.moeSortChunksByIndexWithProbs(null,
+        TeDtype.FP32, null, 4, 3, null, new int[] {1}, new int[] {0}));
+    assertTrue(e.getMessage().contains("probs"), e.getMessage());
+  }
 }
