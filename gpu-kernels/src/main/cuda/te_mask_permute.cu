@@ -190,6 +190,9 @@ void zero_padding(int64_t row_bytes, const int32_t* start, const int32_t* count,
       row_bytes / static_cast<int64_t>(sizeof(V)), start, count, experts, static_cast<V*>(out), out_probs);
 }
 
+// Pairs whose rows are loaded together in the unpermute (loads in flight per lane).
+constexpr int kBatch = 4;
+
 // One warp per token: validates the token's map row (lanes in parallel), then each lane reduces its
 // packs over the n pairs in map order.
 template <typename T, int N>
@@ -226,17 +229,32 @@ __global__ void mask_unpermute_kernel(const T* __restrict__ inp, int64_t num_row
       float acc[N];
 #pragma unroll
       for (int q = 0; q < N; ++q) acc[q] = 0.f;
-      for (int i = 0; i < n; ++i) {
-        const int32_t e = __ldg(m + experts + i);
-        const int64_t r = static_cast<int64_t>(__ldg(m + i)) + (pad != nullptr ? __ldg(pad + e) : 0);
-        const P x = in[r * packs + c];
-        if (probs != nullptr) {
-          const float p = __ldg(probs + t * experts + e);
+      // Pairs in groups of kBatch: the group's loads are issued before its (in-order) accumulation,
+      // so several 16-byte loads are in flight per lane; the result is unchanged.
+      for (int i0 = 0; i0 < n; i0 += kBatch) {
+        P x[kBatch];
+        int32_t ex[kBatch];
 #pragma unroll
-          for (int q = 0; q < N; ++q) acc[q] = te::add_rn(acc[q], te::mul_rn(te::to_f32<T>(x.v[q]), p));
-        } else {
+        for (int u = 0; u < kBatch; ++u) {
+          const int i = i0 + u;
+          ex[u] = -1;
+          if (i < n) {
+            ex[u] = __ldg(m + experts + i);
+            const int64_t r = static_cast<int64_t>(__ldg(m + i)) + (pad != nullptr ? __ldg(pad + ex[u]) : 0);
+            x[u] = in[r * packs + c];
+          }
+        }
 #pragma unroll
-          for (int q = 0; q < N; ++q) acc[q] = te::add_rn(acc[q], te::to_f32<T>(x.v[q]));
+        for (int u = 0; u < kBatch; ++u) {
+          if (ex[u] < 0) continue;
+          if (probs != nullptr) {
+            const float p = __ldg(probs + t * experts + ex[u]);
+#pragma unroll
+            for (int q = 0; q < N; ++q) acc[q] = te::add_rn(acc[q], te::mul_rn(te::to_f32<T>(x[u].v[q]), p));
+          } else {
+#pragma unroll
+            for (int q = 0; q < N; ++q) acc[q] = te::add_rn(acc[q], te::to_f32<T>(x[u].v[q]));
+          }
         }
       }
       P y;
