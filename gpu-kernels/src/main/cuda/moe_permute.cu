@@ -393,36 +393,57 @@ __global__ void unpermute_vec_kernel(const uint4* __restrict__ xu, int64_t row_v
     }
     __syncwarp();
     uint4* o = out + t * row_vecs;
-    for (int64_t c = lane; c < row_vecs; c += 32) {
-      uint4 res = make_uint4(0, 0, 0, 0);
+    // Two 16-byte columns per lane per step: 2·cnt independent loads in flight.
+    for (int64_t c0 = lane; c0 < row_vecs; c0 += 64) {
+      const bool two = c0 + 32 < row_vecs;
       if (cnt == 1 && !weighted) {
-        res = __ldg(xu + static_cast<int64_t>(s_rows[0]) * row_vecs + c);
-      } else if (cnt >= 1) {
-        float acc[kElems];
+        const uint4* in = xu + static_cast<int64_t>(s_rows[0]) * row_vecs;
+        const uint4 a = __ldg(in + c0);
+        const uint4 b = two ? __ldg(in + c0 + 32) : make_uint4(0, 0, 0, 0);
+        o[c0] = a;
+        if (two) o[c0 + 32] = b;
+        continue;
+      }
+      if (cnt == 0) {
+        o[c0] = make_uint4(0, 0, 0, 0);
+        if (two) o[c0 + 32] = make_uint4(0, 0, 0, 0);
+        continue;
+      }
+      float acc[2][kElems];
 #pragma unroll
-        for (int i = 0; i < kElems; ++i) acc[i] = 0.f;
-#pragma unroll 4
-        for (int j = 0; j < cnt; ++j) {
-          const uint4 v = __ldg(xu + static_cast<int64_t>(s_rows[j]) * row_vecs + c);
-          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-          const float p = s_prob[j];
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int i = 0; i < kElems; ++i) acc[h][i] = 0.f;
+      }
+#pragma unroll 2
+      for (int j = 0; j < cnt; ++j) {
+        const uint4* in = xu + static_cast<int64_t>(s_rows[j]) * row_vecs;
+        const uint4 v0 = __ldg(in + c0);
+        const uint4 v1 = two ? __ldg(in + c0 + 32) : make_uint4(0, 0, 0, 0);
+        const float p = s_prob[j];
+        const uint32_t w[2][4] = {{v0.x, v0.y, v0.z, v0.w}, {v1.x, v1.y, v1.z, v1.w}};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
 #pragma unroll
           for (int i = 0; i < kElems; ++i) {
-            const float x = kBf16 ? __uint_as_float((i & 1) ? (w[i >> 1] & 0xffff0000u) : (w[i >> 1] << 16))
-                                  : __uint_as_float(w[i]);
-            acc[i] = weighted ? fmaf(x, p, acc[i]) : x + acc[i];
+            const float x = kBf16 ? __uint_as_float((i & 1) ? (w[h][i >> 1] & 0xffff0000u) : (w[h][i >> 1] << 16))
+                                  : __uint_as_float(w[h][i]);
+            acc[h][i] = weighted ? fmaf(x, p, acc[h][i]) : x + acc[h][i];
           }
         }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (h == 1 && !two) break;
         uint32_t r[4];
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q])) |
-                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q + 1])) << 16))
-                       : __float_as_uint(acc[q]);
+          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[h][2 * q])) |
+                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[h][2 * q + 1])) << 16))
+                       : __float_as_uint(acc[h][q]);
         }
-        res = make_uint4(r[0], r[1], r[2], r[3]);
+        o[c0 + 32 * h] = make_uint4(r[0], r[1], r[2], r[3]);
       }
-      o[c] = res;
     }
     __syncwarp();
   }
