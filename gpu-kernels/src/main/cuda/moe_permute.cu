@@ -193,6 +193,11 @@ constexpr int kUnroll = 4;
 
 template <typename V>
 __device__ __forceinline__ V load_nc(const V* p) { return __ldg(p); }
+// Streaming store (evict-first): permuted rows are written once and not read again by this kernel.
+template <typename V>
+__device__ __forceinline__ void store_cs(V* p, const V& v) { *p = v; }
+template <>
+__device__ __forceinline__ void store_cs<uint4>(uint4* p, const uint4& v) { __stcs(p, v); }
 template <>
 __device__ __forceinline__ uint8_t load_nc<uint8_t>(const uint8_t* p) { return *p; }
 
@@ -258,7 +263,7 @@ __global__ void scatter_rows_kernel(const V* __restrict__ src, int64_t row_vecs,
         for (int j = 0; j < cnt; ++j) {
           V* o = out + static_cast<int64_t>(s_dst[j]) * row_vecs;
 #pragma unroll
-          for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+          for (int u = 0; u < kUnroll; ++u) store_cs(o + c + 32 * u, v[u]);
         }
       }
       for (; c < row_vecs; c += 32) {
