@@ -9,9 +9,8 @@ import org.moespark.cuda.NativeLibrary;
  * moe-ops-semantics §8): {@code make_row_id_map}, {@code moe_permute}, {@code moe_permute_with_probs},
  * {@code moe_permute_and_pad_with_probs} and {@code moe_unpermute}, with the same arguments on device
  * buffers and bit-identical results. Layouts, the row_id_map format, the zero-prob convention and the
- * documented differences from upstream are those of {@link TeMaskPermute}'s class doc; the one
- * difference from the CPU reference is that the unused row_id_map columns are -1 here too (the CPU
- * reference also writes -1, so the maps are identical).
+ * documented differences from upstream are those of {@link TeMaskPermute}'s class doc; the unused
+ * row_id_map columns are -1 as in the CPU reference, so the maps are identical to it.
  *
  * <h2>Device work</h2>
  * Every call runs on the allocator's stream and returns buffers the caller owns. {@code

@@ -10,7 +10,7 @@ import org.moespark.testing.Tolerance;
 final class TeGpuTesting {
   private TeGpuTesting() {}
 
-  /** Uploads fp32 values into a buffer that is at least {@code minBytes} long (0-element arrays included). */
+  /** Uploads fp32 values into a new device buffer (an empty array gives an empty buffer). */
   static DeviceBuffer up(DeviceAllocator alloc, float[] a) {
     return alloc.upload(a, "test fp32");
   }
