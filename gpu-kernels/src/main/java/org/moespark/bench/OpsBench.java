@@ -32,8 +32,12 @@ import org.moespark.ops.RoutingGpu;
  * (performance-anchors.md: permute = (T + T·k)·H·bytes, unpermute = (T·k + T)·H·bytes) next to a
  * device-to-device copy of the same byte count measured in the same process, and, when given the
  * PyTorch baseline file written by {@code tools/bench/torch_ops_baseline.py} in the same run, the
- * ratio to PyTorch's index_select gather and eager unpermute. Validates against the CPU reference
- * (on a token subset) before timing.
+ * ratio to PyTorch's index_select gather and eager unpermute. Also, per shape, the FP8 1×128
+ * activation quant and fused_transpose_split_quant (unique bytes = bf16 read + E4M3 and fp32 scales
+ * written; PyTorch eager quant baselines), and the routers at {@value #ROUTING_TOKENS} tokens
+ * (DeepSeek-V3 grouped sigmoid over 256 experts, softmax top-8 over 256 and 128, fp32 and bf16
+ * logits). Validates every kernel against the CPU reference (on a subset) before timing.
+ * Results: {@code benchmarks/quant-routing-gpu.md}.
  *
  * <p>Usage: {@code OpsBench [--tokens 16384] [--iters 20] [--torch baseline.txt]}
  */
