@@ -191,7 +191,7 @@ class LayerCommandTest {
   @Test
   void benchArgumentsAreChecked() {
     assertEquals(2, run("bench"));
-    assertTrue(err().contains("missing subcommand (known: layer)"), err());
+    assertTrue(err().contains("missing subcommand (known: layer, ops)"), err());
     assertEquals(2, run("bench", "gemm"));
     assertTrue(err().contains("unknown bench 'gemm'"), err());
     assertEquals(2, run("bench", "layer", "--tokens", "0"));
