@@ -41,7 +41,7 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_MoeLayerGpu_combine0(
   JNI_CATCH(env, )
 }
 
-JNIEXPORT void JNICALL Java_org_moespark_layer_MoeLayerGpu_fillRandomBf16_0(JNIEnv* env, jclass, jlong p, jlong n,
+JNIEXPORT void JNICALL Java_org_moespark_layer_MoeLayerGpu_fillRandomBf16Native(JNIEnv* env, jclass, jlong p, jlong n,
                                                                            jlong seed, jfloat scale, jlong stream) {
   JNI_TRY {
     launch_fill_random_bf16(as_ptr<uint16_t>(p), n, static_cast<uint64_t>(seed), scale, as_stream(stream));

@@ -209,9 +209,9 @@ public final class MoeLayerGpu implements AutoCloseable {
     int h = base.hidden;
     DeviceBuffer gu = base.weightsAlloc.allocate(2L * count * 2 * ip * h, "random gate/up");
     DeviceBuffer dn = base.weightsAlloc.allocate(2L * count * h * ip, "random down");
-    fillRandomBf16_0(gu.address(), (long) count * 2 * ip * h, seed, (float) (1 / Math.sqrt(h)),
+    fillRandomBf16Native(gu.address(), (long) count * 2 * ip * h, seed, (float) (1 / Math.sqrt(h)),
         base.stream.handle());
-    fillRandomBf16_0(dn.address(), (long) count * h * ip, seed + 1, (float) (1 / Math.sqrt(ip)), base.stream.handle());
+    fillRandomBf16Native(dn.address(), (long) count * h * ip, seed + 1, (float) (1 / Math.sqrt(ip)), base.stream.handle());
     return new DeviceWeights(count, ip, gu, dn, null, null);
   }
 
@@ -413,6 +413,25 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
+  /**
+   * A copy of routed expert {@code e}'s device weights as bf16 bits (benchmark validation): the
+   * gate/up matrix {@code [2·Ip, H]} in {@link GroupedGemm#interleaveGateUp}'s layout, or down {@code [H, Ip]}.
+   */
+  public short[] expertWeightsBf16(int e, boolean gateUp) {
+    if (e < 0 || e >= numExperts) {
+      throw new IllegalArgumentException("GPU layer: expert must be in [0, " + numExperts + "), got " + e);
+    }
+    long n = gateUp ? 2L * experts.ip * hidden : (long) hidden * experts.ip;
+    if (n > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("GPU layer: expert " + e + " weights have " + n + " values, more than an array holds");
+    }
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      return (gateUp ? experts.gateUp : experts.down).view(2 * n * e, 2 * n).toShorts((int) n);
+    }
+  }
+
   /** Allocates scratch on the layer's stream (benchmarks); the caller closes it. */
   public DeviceBuffer allocate(long bytes, String what) {
     return work.allocate(bytes, what);
@@ -424,7 +443,7 @@ public final class MoeLayerGpu implements AutoCloseable {
       throw new IllegalArgumentException("GPU layer: fillRandomBf16 needs " + 2 * n + " bytes, got "
           + (buf == null ? "null" : buf.size() + " bytes"));
     }
-    fillRandomBf16_0(buf.address(), n, seed, scale, stream.handle());
+    fillRandomBf16Native(buf.address(), n, seed, scale, stream.handle());
   }
 
   private void ensureOpen() {
@@ -484,5 +503,5 @@ public final class MoeLayerGpu implements AutoCloseable {
       int experts, long tokens, long hidden, long shared, long lds, long x, long sharedGate, boolean bf16, long y,
       long stream);
 
-  private static native void fillRandomBf16_0(long p, long n, long seed, float scale, long stream);
+  private static native void fillRandomBf16Native(long p, long n, long seed, float scale, long stream);
 }

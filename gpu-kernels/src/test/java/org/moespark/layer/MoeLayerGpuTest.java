@@ -59,7 +59,8 @@ class MoeLayerGpuTest {
           MoeLayer cpu = MoeLayer.create(spec, new LayerOptions(Backend.CPU, c))) {
         assertEquals("gpu", g.backend());
         compare(g.forward(x, 300), cpu.forward(x, 300), name + " " + c);
-        compare(g.forward(x, 1), cpu.forward(java.util.Arrays.copyOf(x, MoeLayerTest.H), 1), name + " one token");
+        float[] one = java.util.Arrays.copyOf(x, MoeLayerTest.H);
+        compare(g.forward(one, 1), cpu.forward(one, 1), name + " one token");
         MoeLayer.Output none = g.forward(new float[0], 0);
         assertEquals(0, none.y().length);
         assertEquals(0, none.topkIds().length);
