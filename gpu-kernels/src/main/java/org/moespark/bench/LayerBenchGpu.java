@@ -15,6 +15,7 @@ import org.moespark.cuda.Cuda;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
+import org.moespark.formats.FormatsGpu;
 import org.moespark.layer.Compute;
 import org.moespark.layer.GatedActivation;
 import org.moespark.layer.MoeLayer;
@@ -30,9 +31,11 @@ import org.moespark.layer.RouterSpec;
  *       GEMM) on balanced expert-major rows: TFLOP/s counting {@code 6·T·k·H·I}, next to
  *       {@code torch._grouped_mm} doing the same FFN ({@code tools/bench/torch_layer_baseline.py}, same
  *       device call);
- *   <li>the whole layer through {@link MoeLayerGpu#forward(float[], int)} (fp32 tokens in and out of
- *       Java arrays, CPU routing today): tokens/s next to the torch {@code _grouped_mm} pipeline and HF's
- *       eager expert loop (both device-resident, no host copies — they bound what the layer can reach).
+ *   <li>the whole layer through {@link MoeLayerGpu#forwardDevice} (fp32 x and y on the device, routing on
+ *       the device, only the routing copied to the host): tokens/s next to the torch {@code _grouped_mm}
+ *       pipeline and HF's eager expert loop (device-resident as well);
+ *   <li>the whole layer through {@link MoeLayerGpu#forward(float[], int)} (Java arrays, CPU routing,
+ *       pageable copies): tokens/s, what array callers get today.
  * </ul>
  *
  * Validates before timing: two rows of the FFN (the first row of expert 0 and the last of the last
@@ -56,8 +59,12 @@ final class LayerBenchGpu {
     Map<String, Double> torch = torchBaseline == null ? Map.of() : readBaseline(torchBaseline);
     out.printf("bench layer: backend gpu, %s, %s, java %s, %s, tokens %d%n", Cuda.deviceInfo(Cuda.currentDevice()),
         Cuda.versions(), System.getProperty("java.version"), LocalDate.now(), tokens);
-    out.printf("%-14s %5s %5s %4s %2s | %9s %8s %8s %6s | %10s %10s %7s %10s %7s%n", "shape", "H", "I", "E", "k",
-        "ffn ms", "TFLOP/s", "torch", "ratio", "layer tok/s", "pipe tok/s", "ratio", "eager tok/s", "ratio");
+    out.println("ffn: bf16 SwiGLU expert FFN, TFLOP/s = 6·T·k·H·I / time; torch = torch._grouped_mm FFN; layer: "
+        + "forwardDevice (device routing, device-resident x/y) vs the torch _grouped_mm pipeline and HF's eager loop; "
+        + "array: forward(float[]) (CPU routing, pageable copies)");
+    out.printf("%-14s %5s %5s %4s %2s | %9s %8s %8s %6s | %10s %10s %7s %10s %7s | %10s%n", "shape", "H", "I", "E",
+        "k", "ffn ms", "TFLOP/s", "torch", "ratio", "layer tok/s", "pipe tok/s", "ratio", "eager tok/s", "ratio",
+        "array tok/s");
     int rc = 0;
     for (Shape s : SHAPES) {
       rc |= runShape(s, tokens, torch, out);
@@ -101,26 +108,44 @@ final class LayerBenchGpu {
       double torchFfnUs = torch.getOrDefault(s.name() + ".ffn_us", Double.NaN);
       double torchTflops = flops / (torchFfnUs * 1e-6) / 1e12;
 
+      // whole layer, device-resident (device routing): what the torch pipeline and eager loop do
+      long n = (long) tokens * h;
+      double devSec;
+      try (DeviceBuffer xb = g.allocate(2 * n, "x bf16"); DeviceBuffer xd = g.allocate(4 * n, "x");
+          DeviceBuffer yd = g.allocate(4 * n, "y")) {
+        g.fillRandomBf16(xb, n, 9, 1f);
+        FormatsGpu.bf16Decode(xb, xd, n, g.stream());
+        g.stream().synchronize();
+        MoeLayer.Output warm = g.forwardDevice(xd, tokens, yd);
+        if (warm.topkIds().length != tokens * s.topK()) {
+          throw new IllegalStateException("routing has " + warm.topkIds().length + " ids, expected " + tokens * s.topK());
+        }
+        int runs = 5;
+        long t0 = System.nanoTime();
+        for (int i = 0; i < runs; i++) {
+          g.forwardDevice(xd, tokens, yd);
+        }
+        devSec = (System.nanoTime() - t0) / 1e9 / runs;
+      }
+      // whole layer through Java arrays (CPU routing, pageable copies): what forward(float[]) callers get today
       float[] x = new float[tokens * h];
       for (int i = 0; i < x.length; i++) {
         x[i] = (float) (rnd.nextDouble() * 2 - 1);
       }
-      MoeLayer.Output warm = g.forward(x, tokens);
-      if (warm.y().length != x.length) {
-        throw new IllegalStateException("layer output has " + warm.y().length + " values, expected " + x.length);
-      }
-      int runs = 3;
+      g.forward(x, tokens);
+      int runs = 2;
       long t0 = System.nanoTime();
       for (int i = 0; i < runs; i++) {
         g.forward(x, tokens);
       }
-      double layerSec = (System.nanoTime() - t0) / 1e9 / runs;
-      double tokS = tokens / layerSec;
+      double arraySec = (System.nanoTime() - t0) / 1e9 / runs;
+      double tokS = tokens / devSec;
       double pipeTokS = tokens / (torch.getOrDefault(s.name() + ".pipeline_us", Double.NaN) * 1e-6);
       double eagerTokS = tokens / (torch.getOrDefault(s.name() + ".eager_us", Double.NaN) * 1e-6);
-      out.printf("%-14s %5d %5d %4d %2d | %9.3f %8.1f %8s %6s | %10.0f %10s %7s %10s %7s%n", s.name(), h, s.inter(),
-          s.experts(), s.topK(), ffnMs, tflops, fmt("%.1f", torchTflops), fmt("%.2fx", tflops / torchTflops), tokS,
-          fmt("%.0f", pipeTokS), fmt("%.2fx", tokS / pipeTokS), fmt("%.0f", eagerTokS), fmt("%.2fx", tokS / eagerTokS));
+      out.printf("%-14s %5d %5d %4d %2d | %9.3f %8.1f %8s %6s | %10.0f %10s %7s %10s %7s | %10.0f%n", s.name(), h,
+          s.inter(), s.experts(), s.topK(), ffnMs, tflops, fmt("%.1f", torchTflops), fmt("%.2fx", tflops / torchTflops),
+          tokS, fmt("%.0f", pipeTokS), fmt("%.2fx", tokS / pipeTokS), fmt("%.0f", eagerTokS),
+          fmt("%.2fx", tokS / eagerTokS), tokens / arraySec);
       return 0;
     }
   }

@@ -9,6 +9,8 @@ import org.moespark.cuda.NativeLibrary;
 import org.moespark.cuda.PinnedBuffer;
 import org.moespark.formats.FormatsGpu;
 import org.moespark.ops.MoePermuteGpu;
+import org.moespark.ops.Routing;
+import org.moespark.ops.RoutingGpu;
 
 /**
  * The CUDA backend of {@link MoeLayer}: expert weights resident on one device as bf16, tokens in,
@@ -51,6 +53,9 @@ public final class MoeLayerGpu implements AutoCloseable {
   private final DeviceWeights experts;
   private final DeviceWeights shared; // null without a shared expert
   private final DeviceBuffer sharedGate; // fp32 [H] or null
+  private final DeviceBuffer routerWeight; // bf16 [E, H]: the device router's GEMM weights
+  private final DeviceBuffer routerBias; // fp32 [E] or null (GPT-OSS)
+  private final DeviceBuffer correctionBias; // fp32 [E] or null (DeepSeek-V3)
   private boolean closed;
 
   /** One group of gated experts on the device, in the grouped GEMM's layouts. */
@@ -124,6 +129,30 @@ public final class MoeLayerGpu implements AutoCloseable {
     this.experts = null;
     this.shared = null;
     this.sharedGate = null;
+    DeviceBuffer rw = null;
+    DeviceBuffer rb = null;
+    DeviceBuffer cb = null;
+    try {
+      short[] wb = new short[routerSpec.weight().length];
+      org.moespark.formats.Bf16.encode(routerSpec.weight(), 0, wb, 0, wb.length);
+      rw = weightsAlloc.upload(wb, "router weight bf16");
+      if (routerSpec.bias() != null) {
+        float[] b = routerSpec.bias().clone();
+        if (compute == Compute.BF16) {
+          LayerNumerics.bf16InPlace(b, 0, b.length); // as the CPU Router
+        }
+        rb = weightsAlloc.upload(b, "router bias");
+      }
+      if (routerSpec.correctionBias() != null) {
+        cb = weightsAlloc.upload(routerSpec.correctionBias(), "router correction bias");
+      }
+    } catch (RuntimeException e) {
+      releaseAfterFailure(e);
+      throw e;
+    }
+    this.routerWeight = rw;
+    this.routerBias = rb;
+    this.correctionBias = cb;
   }
 
   private MoeLayerGpu(MoeLayerGpu base, DeviceWeights experts, DeviceWeights shared, DeviceBuffer sharedGate) {
@@ -140,6 +169,9 @@ public final class MoeLayerGpu implements AutoCloseable {
     this.experts = experts;
     this.shared = shared;
     this.sharedGate = sharedGate;
+    this.routerWeight = base.routerWeight;
+    this.routerBias = base.routerBias;
+    this.correctionBias = base.correctionBias;
   }
 
   /** Largest top-k of the combine kernel ({@code kCombineMaxTopK} in moe_layer.cuh). */
@@ -325,6 +357,85 @@ public final class MoeLayerGpu implements AutoCloseable {
     return new MoeLayer.Output(tokens, hidden, topK, null, r.ids(), r.weights());
   }
 
+  /**
+   * The device-resident entry point (zero-copy Spark use, benchmarks): routes on the device
+   * ({@code org.moespark.ops.RoutingGpu} on logits from a bf16 tensor-core GEMM) and runs the layer on
+   * {@code x}, writing {@code y}. Only the routing ({@code [tokens, topK]} ids and weights) travels to the
+   * host, once (the permute needs the per-expert counts there). Returns after y is complete.
+   *
+   * <p>Routing differs from {@link #forward(float[], int)} (the CPU router) only where the logits do:
+   * they are computed from bf16 x and bf16 router weights with fp32 accumulation in another order, so
+   * near-tied experts can swap, and with {@link Compute#FP32} the bf16 rounding of x and the router
+   * weights moves logits by about 2^-9 relative. RoutingGpu ranks a NaN logit like -inf (the CPU router
+   * ranks it first and poisons the token); a NaN row still gives a NaN output row.
+   *
+   * @param x device fp32 {@code [tokens, H]} on this layer's device, complete (synchronized) before the call
+   * @param y device fp32 {@code [tokens, H]}, overwritten
+   * @return the routing; {@code y} of the record is null (the output is in {@code y})
+   */
+  public MoeLayer.Output forwardDevice(DeviceBuffer x, int tokens, DeviceBuffer y) {
+    if (tokens < 0) {
+      throw new IllegalArgumentException("tokens must be >= 0, got " + tokens);
+    }
+    long n = (long) tokens * hidden;
+    if (x == null || x.size() < 4 * n) {
+      throw new IllegalArgumentException("x must be a device buffer of [tokens=" + tokens + ", hidden=" + hidden
+          + "] fp32 = " + 4 * n + " bytes, got " + (x == null ? "null" : x.size() + " bytes"));
+    }
+    if (y == null || y.size() < 4 * n) {
+      throw new IllegalArgumentException("y must be a device buffer of [tokens=" + tokens + ", hidden=" + hidden
+          + "] fp32 = " + 4 * n + " bytes, got " + (y == null ? "null" : y.size() + " bytes"));
+    }
+    if ((long) tokens * topK > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("tokens·topK = " + (long) tokens * topK + " exceeds a Java array");
+    }
+    if (tokens == 0) {
+      return new MoeLayer.Output(0, hidden, topK, null, new int[0], new float[0]);
+    }
+    boolean bf16 = compute == Compute.BF16;
+    RouterSpec rs = router.spec();
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      try (DeviceBuffer xb = work.allocate(2 * n, "x bf16");
+          DeviceBuffer logits = work.allocate(4L * tokens * numExperts, "router logits")) {
+        FormatsGpu.bf16Encode(x, xb, n, stream);
+        GroupedGemm.gemm(work, xb, hidden, new int[] {0, tokens}, routerWeight, hidden, numExperts, hidden, routerBias,
+            GroupedGemm.Epilogue.STORE_F32, false, null, logits, numExperts);
+        // bf16 models round the logits once (after the bias), except DeepSeek's fp32 router: as Router.route
+        boolean bf16Logits = bf16 && rs.kind() != RouterSpec.Kind.SIGMOID_GROUPED_TOPK;
+        RoutingGpu.LogitsType type = bf16Logits ? RoutingGpu.LogitsType.BF16 : RoutingGpu.LogitsType.F32;
+        RoutingGpu.DeviceResult rr;
+        try (DeviceBuffer lb = bf16Logits ? work.allocate(2L * tokens * numExperts, "router logits bf16") : null) {
+          if (lb != null) {
+            FormatsGpu.bf16Encode(logits, lb, (long) tokens * numExperts, stream);
+          }
+          DeviceBuffer lg = lb != null ? lb : logits;
+          rr = switch (rs.kind()) {
+            case SOFTMAX_TOPK -> RoutingGpu.softmaxTopK(work, lg, type, tokens, numExperts, topK, rs.normTopK());
+            case TOPK_SOFTMAX -> RoutingGpu.topKSoftmax(work, lg, type, tokens, numExperts, topK);
+            case SIGMOID_GROUPED_TOPK -> RoutingGpu.sigmoidGroupedTopK(work, lg, type, tokens, numExperts, topK,
+                correctionBias, rs.nGroup(), rs.topkGroup(), rs.normTopK(), rs.routedScalingFactor(),
+                Routing.GroupMask.NEG_INF);
+          };
+        }
+        try (rr) {
+          if (bf16 && rs.weightsInModelDtype()) {
+            try (DeviceBuffer wb = work.allocate(2L * tokens * topK, "routing weights bf16")) {
+              FormatsGpu.bf16Encode(rr.weights(), wb, (long) tokens * topK, stream);
+              FormatsGpu.bf16Decode(wb, rr.weights(), (long) tokens * topK, stream);
+            }
+          }
+          int[] ids = rr.ids().toInts(tokens * topK);
+          float[] w = rr.weights().toFloats(tokens * topK);
+          runRouted(x, xb, tokens, ids, rr.ids(), rr.weights(), y);
+          stream.synchronize();
+          return new MoeLayer.Output(tokens, hidden, topK, null, ids, w);
+        }
+      }
+    }
+  }
+
   private void checkInput(int length, int tokens) {
     if (tokens < 0) {
       throw new IllegalArgumentException("tokens must be >= 0, got " + tokens);
@@ -347,35 +458,42 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
-  /** The device pipeline on fp32 x already on the device; y fp32 [T, H]. Caller holds the lock. */
+  /** The device pipeline on fp32 x already on the device, routed on the host; y fp32 [T, H]. Caller holds the lock. */
   private void run(DeviceBuffer xd, int tokens, Router.Routed r, DeviceBuffer yd) {
-    boolean bf16 = compute == Compute.BF16;
     long n = (long) tokens * hidden;
-    int[] tpe = new int[numExperts];
-    for (int id : r.ids()) {
-      tpe[id]++;
-    }
     try (DeviceBuffer xb = work.allocate(2 * n, "x bf16");
         DeviceBuffer ids = work.upload(r.ids(), "topk ids");
         DeviceBuffer w = work.upload(r.weights(), "topk weights")) {
       FormatsGpu.bf16Encode(xd, xb, n, stream);
-      try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(work, ids, w, tokens, topK, numExperts, tpe, 1);
-          DeviceBuffer xp = MoePermuteGpu.permuteRows(work, maps, xb, 2L * hidden);
-          DeviceBuffer o = work.allocate((bf16 ? 2L : 4L) * maps.rows * hidden, "expert rows")) {
-        ffn(experts, xp, maps.expertRowOffsets, o);
-        DeviceBuffer so = null;
-        try {
-          if (shared != null) {
-            so = work.allocate((bf16 ? 2L : 4L) * n, "shared rows");
-            ffn(shared, xb, new int[] {0, tokens}, so);
-          }
-          combine0(o.address(), hidden, bf16, ids.address(), w.address(), maps.rowmap.address(), topK, numExperts,
-              tokens, hidden, so == null ? 0 : so.address(), hidden, xd.address(),
-              sharedGate == null ? 0 : sharedGate.address(), bf16, yd.address(), stream.handle());
-        } finally {
-          if (so != null) {
-            so.close();
-          }
+      runRouted(xd, xb, tokens, r.ids(), ids, w, yd);
+    }
+  }
+
+  /** Permute, expert FFNs, shared expert, combine: routing given on the device and its ids on the host. */
+  private void runRouted(DeviceBuffer xd, DeviceBuffer xb, int tokens, int[] hostIds, DeviceBuffer ids, DeviceBuffer w,
+      DeviceBuffer yd) {
+    boolean bf16 = compute == Compute.BF16;
+    long n = (long) tokens * hidden;
+    int[] tpe = new int[numExperts];
+    for (int id : hostIds) {
+      tpe[id]++;
+    }
+    try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(work, ids, w, tokens, topK, numExperts, tpe, 1);
+        DeviceBuffer xp = MoePermuteGpu.permuteRows(work, maps, xb, 2L * hidden);
+        DeviceBuffer o = work.allocate((bf16 ? 2L : 4L) * maps.rows * hidden, "expert rows")) {
+      ffn(experts, xp, maps.expertRowOffsets, o);
+      DeviceBuffer so = null;
+      try {
+        if (shared != null) {
+          so = work.allocate((bf16 ? 2L : 4L) * n, "shared rows");
+          ffn(shared, xb, new int[] {0, tokens}, so);
+        }
+        combine0(o.address(), hidden, bf16, ids.address(), w.address(), maps.rowmap.address(), topK, numExperts,
+            tokens, hidden, so == null ? 0 : so.address(), hidden, xd.address(),
+            sharedGate == null ? 0 : sharedGate.address(), bf16, yd.address(), stream.handle());
+      } finally {
+        if (so != null) {
+          so.close();
         }
       }
     }
@@ -471,6 +589,11 @@ public final class MoeLayerGpu implements AutoCloseable {
         }
         if (sharedGate != null) {
           sharedGate.close();
+        }
+        for (DeviceBuffer b : new DeviceBuffer[] {routerWeight, routerBias, correctionBias}) {
+          if (b != null) {
+            b.close();
+          }
         }
       } finally {
         releaseQuietly();

@@ -23,6 +23,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
 import org.moespark.cuda.PinnedBuffer;
 import org.moespark.model.Json;
@@ -64,6 +65,55 @@ class MoeLayerGpuTest {
         MoeLayer.Output none = g.forward(new float[0], 0);
         assertEquals(0, none.y().length);
         assertEquals(0, none.topkIds().length);
+      }
+    }
+  }
+
+  /**
+   * The device entry point routes on the GPU (RoutingGpu on tensor-core logits): the same experts as
+   * the CPU router except near-ties (bf16 models: logits differ only in fp32 summation order; fp32
+   * models: the router inputs are rounded to bf16 too), and the same y on the tokens routed alike.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3", "gpt_oss"})
+  void deviceEntryPointRoutesOnTheGpu(String name) {
+    MoeBlockSpec s = MoeLayerTest.family(name, name.hashCode());
+    int t = 300;
+    int h = MoeLayerTest.H;
+    for (Compute c : Compute.values()) {
+      MoeBlockSpec spec = c == Compute.BF16 ? MoeLayerTest.bf16(s) : s;
+      float[] x = Naive.randn(new Random(5), t * h, 1.0);
+      if (c == Compute.BF16) {
+        x = MoeLayerTest.bf16(x);
+      }
+      try (MoeLayer l = MoeLayer.create(spec, new LayerOptions(Backend.GPU, c))) {
+        MoeLayerGpu g = l.gpu();
+        int k = g.topK();
+        MoeLayer.Output ref = l.forward(x, t);
+        MoeLayer.Output dev;
+        float[] y;
+        try (DeviceBuffer xd = g.allocate(4L * t * h, "x"); DeviceBuffer yd = g.allocate(4L * t * h, "y")) {
+          xd.copyFrom(x);
+          dev = g.forwardDevice(xd, t, yd);
+          y = yd.toFloats(t * h);
+          assertEquals(0, g.forwardDevice(xd, 0, yd).topkIds().length, "0 tokens");
+          IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> g.forwardDevice(xd, t + 1, yd));
+          assertTrue(e.getMessage().contains("x must be a device buffer of [tokens=" + (t + 1) + ", hidden=" + h + "]"),
+              e.getMessage());
+        }
+        List<Integer> same = new ArrayList<>();
+        for (int i = 0; i < t; i++) {
+          if (java.util.Arrays.equals(java.util.Arrays.copyOfRange(dev.topkIds(), i * k, i * k + k),
+              java.util.Arrays.copyOfRange(ref.topkIds(), i * k, i * k + k))) {
+            same.add(i);
+          }
+        }
+        int atLeast = c == Compute.BF16 ? t - 3 : t * 9 / 10;
+        assertTrue(same.size() >= atLeast, name + " " + c + ": only " + same.size() + " of " + t
+            + " tokens routed as on the CPU");
+        Tolerance.BF16.assertClose(rows(dev.topkWeights(), same, k), rows(ref.topkWeights(), same, k),
+            name + " " + c + " device routing weights");
+        Tolerance.BF16.assertClose(rows(y, same, h), rows(ref.y(), same, h), name + " " + c + " device y");
       }
     }
   }
