@@ -12,7 +12,6 @@ constexpr int BM = kGemmBlockM;
 constexpr int BN = kGemmBlockN;
 constexpr int BK = 32;
 constexpr int STAGES = 4;
-constexpr int THREADS = 256;
 constexpr int GROUP_M = 8;
 constexpr int A_STAGE = BM * BK;  // elements
 constexpr int B_STAGE = BN * BK;
@@ -78,7 +77,7 @@ __device__ __forceinline__ float gated_act(const GroupedGemmArgs& p, float g, fl
 
 // Loads one BM×BK (or BN×BK) bf16 tile: rows [row0, row_end) of src (row stride ld), columns
 // [k0, k0 + BK) ∩ [0, k); zeros elsewhere. vec: ld and k are multiples of 8 and src is 16-byte aligned.
-template <int ROWS>
+template <int ROWS, int THREADS>
 __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t ld, int64_t row0, int64_t row_end,
                                           int k0, int k, bool vec, int tid) {
 #pragma unroll
@@ -106,7 +105,15 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, in
   }
 }
 
-__global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p, bool vec_a, bool vec_b) {
+// WM × WN warps; each warp computes a (BM/WM) × (BN/WN) tile as MI × NI mma fragments of 16 × 8.
+template <int WM, int WN>
+__global__ void __launch_bounds__(WM * WN * 32) grouped_gemm_kernel(GroupedGemmArgs p, bool vec_a, bool vec_b) {
+  constexpr int THREADS = WM * WN * 32;
+  constexpr int WTM = BM / WM;  // warp tile rows
+  constexpr int WTN = BN / WN;  // warp tile columns
+  constexpr int MI = WTM / 16;
+  constexpr int NI = WTN / 8;
+  static_assert(MI >= 1 && NI % 2 == 0, "warp tile: 16-row fragments, pairs of 8-column fragments");
   extern __shared__ __align__(128) uint16_t smem[];
   uint16_t* sA = smem;
   uint16_t* sB = smem + STAGES * A_STAGE;
@@ -145,14 +152,14 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p
   const int tid = threadIdx.x;
   const int lane = tid & 31;
   const int warp = tid >> 5;
-  const int warp_m = warp >> 2;  // 0..1: 64 rows each
-  const int warp_n = warp & 3;   // 0..3: 32 columns each
+  const int warp_m = warp / WN;
+  const int warp_n = warp % WN;
 
-  float acc[4][4][4];
+  float acc[MI][NI][4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < MI; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < NI; ++j)
 #pragma unroll
       for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
 
@@ -160,8 +167,8 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
     if (s < ktiles) {
-      load_tile<BM>(sA + s * A_STAGE, p.a, p.lda, row0, seg_end, s * BK, p.k, vec_a, tid);
-      load_tile<BN>(sB + s * B_STAGE, bexp, p.ldb, n0, p.n, s * BK, p.k, vec_b, tid);
+      load_tile<BM, THREADS>(sA + s * A_STAGE, p.a, p.lda, row0, seg_end, s * BK, p.k, vec_a, tid);
+      load_tile<BN, THREADS>(sB + s * B_STAGE, bexp, p.ldb, n0, p.n, s * BK, p.k, vec_b, tid);
     }
     cp_async_commit();
   }
@@ -172,8 +179,8 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p
     const int nk = kt + STAGES - 1;
     if (nk < ktiles) {
       const int st = nk % STAGES;
-      load_tile<BM>(sA + st * A_STAGE, p.a, p.lda, row0, seg_end, nk * BK, p.k, vec_a, tid);
-      load_tile<BN>(sB + st * B_STAGE, bexp, p.ldb, n0, p.n, nk * BK, p.k, vec_b, tid);
+      load_tile<BM, THREADS>(sA + st * A_STAGE, p.a, p.lda, row0, seg_end, nk * BK, p.k, vec_a, tid);
+      load_tile<BN, THREADS>(sB + st * B_STAGE, bexp, p.ldb, n0, p.n, nk * BK, p.k, vec_b, tid);
     }
     cp_async_commit();
 
@@ -181,43 +188,44 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p
     const uint16_t* Bs = sB + (kt % STAGES) * B_STAGE;
 #pragma unroll
     for (int ks = 0; ks < BK / 16; ++ks) {
-      uint32_t af[4][4];
+      uint32_t af[MI][4];
 #pragma unroll
-      for (int mi = 0; mi < 4; ++mi) {
-        int r = warp_m * 64 + mi * 16 + (lane & 15);
+      for (int mi = 0; mi < MI; ++mi) {
+        int r = warp_m * WTM + mi * 16 + (lane & 15);
         int ch = ks * 2 + (lane >> 4);
         ldmatrix_x4(smem_u32(As + swz(r, ch)), af[mi][0], af[mi][1], af[mi][2], af[mi][3]);
       }
-      uint32_t bf[4][2];
+      uint32_t bf[NI][2];
 #pragma unroll
-      for (int nj = 0; nj < 2; ++nj) {
-        int r = warp_n * 32 + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
+      for (int nj = 0; nj < NI / 2; ++nj) {
+        int r = warp_n * WTN + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
         int ch = ks * 2 + ((lane >> 3) & 1);
         ldmatrix_x4(smem_u32(Bs + swz(r, ch)), bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
       }
 #pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
+      for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni) mma_bf16(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
+        for (int ni = 0; ni < NI; ++ni) mma_bf16(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
     }
   }
   cp_async_wait<0>();
 
-  // ---- epilogue: fragment (mi, ni, q) is row warp_m·64 + mi·16 + lane/4 (+8 for q ≥ 2),
-  //      column warp_n·32 + ni·8 + 2·(lane%4) + (q & 1) ----
+  // ---- epilogue: fragment (mi, ni, q) is row warp_m·WTM + mi·16 + lane/4 (+8 for q ≥ 2),
+  //      column warp_n·WTN + ni·8 + 2·(lane%4) + (q & 1); WTN is a multiple of 16, so even ni are
+  //      gate blocks and ni + 1 the matching up blocks in the SwiGLU layout ----
   const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(e) * p.n;
 #pragma unroll
-  for (int mi = 0; mi < 4; ++mi) {
+  for (int mi = 0; mi < MI; ++mi) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int64_t row = row0 + warp_m * 64 + mi * 16 + (lane >> 2) + half * 8;
+      const int64_t row = row0 + warp_m * WTM + mi * 16 + (lane >> 2) + half * 8;
       if (row >= seg_end) continue;
       if (p.epilogue == GemmEpilogue::kSwiGlu) {
 #pragma unroll
-        for (int ni = 0; ni < 4; ni += 2) {
+        for (int ni = 0; ni < NI; ni += 2) {
 #pragma unroll
           for (int q = 0; q < 2; ++q) {
-            const int64_t gc = n0 + warp_n * 32 + ni * 8 + 2 * (lane & 3) + q;  // gate row of B
+            const int64_t gc = n0 + warp_n * WTN + ni * 8 + 2 * (lane & 3) + q;  // gate row of B
             if (gc >= p.n) continue;
             float g = acc[mi][ni][half * 2 + q];
             float u = acc[mi][ni + 1][half * 2 + q];
@@ -238,10 +246,10 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p
         }
       } else {
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni) {
+        for (int ni = 0; ni < NI; ++ni) {
 #pragma unroll
           for (int q = 0; q < 2; ++q) {
-            const int64_t col = n0 + warp_n * 32 + ni * 8 + 2 * (lane & 3) + q;
+            const int64_t col = n0 + warp_n * WTN + ni * 8 + 2 * (lane & 3) + q;
             if (col >= p.n) continue;
             float v = acc[mi][ni][half * 2 + q];
             if (p.epilogue == GemmEpilogue::kStoreF32) {
@@ -263,13 +271,26 @@ __global__ void __launch_bounds__(THREADS) grouped_gemm_kernel(GroupedGemmArgs p
 
 void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
   if (args.total_tiles <= 0) return;
-  // Per launch (cheap) rather than once: the attribute is per device.
-  cudaError_t err = cudaFuncSetAttribute(grouped_gemm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
-  if (err != cudaSuccess) return;  // left for the caller's launch check (cudaGetLastError)
   auto aligned16 = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; };
   bool vec_a = args.lda % 8 == 0 && args.k % 8 == 0 && aligned16(args.a);
   bool vec_b = args.ldb % 8 == 0 && args.k % 8 == 0 && aligned16(args.b);
-  grouped_gemm_kernel<<<args.total_tiles, THREADS, SMEM_BYTES, stream>>>(args, vec_a, vec_b);
+  // The attribute is set per launch (cheap) rather than once: it is per device. A failure is left for
+  // the caller's launch check (cudaGetLastError).
+  if (args.variant == 2) {
+    // 4 warps of 64×64: twice the mma work per ldmatrix of variant 1 (CUTLASS's sm80 128×128×32 shape)
+    if (cudaFuncSetAttribute(grouped_gemm_kernel<2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES) !=
+        cudaSuccess) {
+      return;
+    }
+    grouped_gemm_kernel<2, 2><<<args.total_tiles, 128, SMEM_BYTES, stream>>>(args, vec_a, vec_b);
+  } else {
+    // 8 warps of 64×32
+    if (cudaFuncSetAttribute(grouped_gemm_kernel<2, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES) !=
+        cudaSuccess) {
+      return;
+    }
+    grouped_gemm_kernel<2, 4><<<args.total_tiles, 256, SMEM_BYTES, stream>>>(args, vec_a, vec_b);
+  }
 }
 
 }  // namespace moespark

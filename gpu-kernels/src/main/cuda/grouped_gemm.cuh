@@ -48,6 +48,7 @@ struct GroupedGemmArgs {
   float limit;            // kSwiGlu: clamp (+inf = none)
   float alpha;            // kSwiGlu: sigmoid slope
   float beta;             // kSwiGlu: added to the clamped up value
+  int32_t variant;        // kernel variant: 1 = 8 warps of 64×32 (default), 2 = 4 warps of 64×64
 };
 
 // Tile sizes of the launch (the Java side computes the tile prefix with these).

@@ -18,6 +18,7 @@ import org.moespark.formats.Bf16;
 import org.moespark.formats.FormatsGpu;
 import org.moespark.layer.Compute;
 import org.moespark.layer.GatedActivation;
+import org.moespark.layer.GroupedGemm;
 import org.moespark.layer.MoeLayer;
 import org.moespark.layer.MoeLayerGpu;
 import org.moespark.layer.RouterSpec;
@@ -66,8 +67,14 @@ final class LayerBenchGpu {
         "k", "ffn ms", "TFLOP/s", "torch", "ratio", "layer tok/s", "pipe tok/s", "ratio", "eager tok/s", "ratio",
         "array tok/s");
     int rc = 0;
-    for (Shape s : SHAPES) {
-      rc |= runShape(s, tokens, torch, out);
+    int variant = GroupedGemm.variant();
+    try {
+      for (Shape s : SHAPES) {
+        rc |= runShape(s, tokens, torch, out);
+        GroupedGemm.setVariant(variant);
+      }
+    } finally {
+      GroupedGemm.setVariant(variant);
     }
     return rc;
   }
@@ -97,11 +104,38 @@ final class LayerBenchGpu {
           return 1;
         }
         int iters = 10;
-        ffnMs = g.stream().time(() -> {
-          for (int i = 0; i < iters; i++) {
-            g.expertFfn(xp, offsets, o);
+        double best = Double.POSITIVE_INFINITY;
+        int bestVariant = 0;
+        int before = GroupedGemm.variant();
+        StringBuilder perVariant = new StringBuilder();
+        try {
+          for (int v = 1; v <= 2; v++) {
+            GroupedGemm.setVariant(v);
+            g.expertFfn(xp, offsets, o); // warm-up
+            if (v > 1) {
+              double e = validate(g, xp, o, offsets, h, ip);
+              if (!(e <= 2e-2)) {
+                out.printf("%-14s validation FAILED for GEMM variant %d: relative error %.3e%n", s.name(), v, e);
+                continue;
+              }
+            }
+            double ms = g.stream().time(() -> {
+              for (int i = 0; i < iters; i++) {
+                g.expertFfn(xp, offsets, o);
+              }
+            }) / iters;
+            perVariant.append(String.format(" v%d %.3f ms", v, ms));
+            if (ms < best) {
+              best = ms;
+              bestVariant = v;
+            }
           }
-        }) / iters;
+        } finally {
+          GroupedGemm.setVariant(bestVariant > 0 ? bestVariant : before); // the whole layer runs the best one
+        }
+        ffnMs = best;
+        out.printf("%-14s ffn per GEMM variant:%s (best: v%d, used for the whole layer)%n", s.name(), perVariant,
+            bestVariant);
       }
       double flops = 6.0 * rows * h * s.inter();
       double tflops = flops / (ffnMs * 1e-3) / 1e12;

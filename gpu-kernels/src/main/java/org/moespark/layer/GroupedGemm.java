@@ -37,6 +37,38 @@ public final class GroupedGemm {
   /** Output columns per block tile. */
   public static final int BLOCK_N = 128;
 
+  /** System property choosing the kernel variant ({@link #setVariant}); default 1. */
+  public static final String VARIANT_PROPERTY = "moespark.gemm.variant";
+
+  private static volatile int variant = parseVariant(System.getProperty(VARIANT_PROPERTY, "1"));
+
+  private static int parseVariant(String v) {
+    int x;
+    try {
+      x = Integer.parseInt(v.trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1 or 2, got '" + v + "'");
+    }
+    if (x != 1 && x != 2) {
+      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1 or 2, got " + x);
+    }
+    return x;
+  }
+
+  /**
+   * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = 8 warps of 64×32
+   * per 128×128 tile (the default), 2 = 4 warps of 64×64 (more mma work per shared-memory load). Both
+   * compute every output element with the same per-element k order, so they give the same bits.
+   */
+  public static void setVariant(int v) {
+    variant = parseVariant(Integer.toString(v));
+  }
+
+  /** The kernel variant in use. */
+  public static int variant() {
+    return variant;
+  }
+
   /** What is done with the fp32 accumulator (ordinals shared with {@code GemmEpilogue} in grouped_gemm.cuh). */
   public enum Epilogue {
     /** C fp32: {@code acc (+ bias)}. */
@@ -157,7 +189,7 @@ public final class GroupedGemm {
     try (DeviceBuffer m = alloc.upload(meta, "GroupedGemm meta")) {
       gemm0(a.address(), lda, b.address(), ldb, n, k, experts, m.address(), tiles, bias == null ? 0 : bias.address(),
           c.address(), ldc, epilogue.ordinal(), roundBf16, act != null && act.kind() == GatedActivation.Kind.SILU,
-          act == null ? 0f : act.limit(), act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(),
+          act == null ? 0f : act.limit(), act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(), variant,
           alloc.stream().handle());
     }
   }
@@ -242,5 +274,5 @@ public final class GroupedGemm {
 
   private static native void gemm0(long a, long lda, long b, long ldb, int n, int k, int experts, long meta,
       int totalTiles, long bias, long c, long ldc, int epilogue, boolean roundBf16, boolean actSilu, float limit,
-      float alpha, float beta, long stream);
+      float alpha, float beta, int variant, long stream);
 }

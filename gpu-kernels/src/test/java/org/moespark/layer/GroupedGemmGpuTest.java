@@ -131,6 +131,38 @@ class GroupedGemmGpuTest {
   }
 
   @Test
+  void bothKernelVariantsGiveTheSameBits() {
+    Random rnd = new Random(17);
+    int k = 136;
+    int n = 272; // SWIGLU: 2·136
+    int[] off = offsets(1, 0, 257, 64);
+    int rows = off[4];
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, 4 * n * k, 0.3);
+    int before = GroupedGemm.variant();
+    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+        DeviceBuffer c = alloc.allocate(4L * rows * n, "c")) {
+      for (GroupedGemm.Epilogue ep : GroupedGemm.Epilogue.values()) {
+        GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.GPT_OSS : null;
+        long ldc = ep == GroupedGemm.Epilogue.SWIGLU ? n / 2 : n;
+        float[][] got = new float[2][];
+        for (int v = 1; v <= 2; v++) {
+          GroupedGemm.setVariant(v);
+          c.fill(0, stream);
+          GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, ep, true, act, c, ldc);
+          got[v - 1] = c.toFloats(rows * n);
+        }
+        Tolerance.assertBitEqual(got[1], got[0], "variant 2 vs variant 1, " + ep);
+      }
+      GroupedGemm.setVariant(2);
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
+      Tolerance.FP32.assertClose(c.toFloats(rows * n), toFloat(naive(a, k, off, b, k, n, k)), "variant 2 fp32");
+    } finally {
+      GroupedGemm.setVariant(before);
+    }
+  }
+
+  @Test
   void storeBf16RoundsTheAccumulator() {
     Random rnd = new Random(3);
     int k = 96;

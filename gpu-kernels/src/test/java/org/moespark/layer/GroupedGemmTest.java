@@ -83,6 +83,14 @@ class GroupedGemmTest {
   }
 
   @Test
+  void unknownKernelVariantsAreRejected() {
+    int before = GroupedGemm.variant();
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(3));
+    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1 or 2, got 3"), e.getMessage());
+    assertEquals(before, GroupedGemm.variant(), "unchanged after a rejected value");
+  }
+
+  @Test
   void layoutHelpersCheckShapes() {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> GroupedGemm.interleaveGateUp(new float[6], new float[5], 2, 3));
