@@ -109,7 +109,7 @@ final class LayerBenchGpu {
         int before = GroupedGemm.variant();
         StringBuilder perVariant = new StringBuilder();
         try {
-          for (int v = 1; v <= 2; v++) {
+          for (int v = 1; v <= 3; v++) {
             GroupedGemm.setVariant(v);
             g.expertFfn(xp, offsets, o); // warm-up
             if (v > 1) {

@@ -47,18 +47,21 @@ public final class GroupedGemm {
     try {
       x = Integer.parseInt(v.trim());
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1 or 2, got '" + v + "'");
+      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2 or 3, got '" + v + "'");
     }
-    if (x != 1 && x != 2) {
-      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1 or 2, got " + x);
+    if (x < 1 || x > 3) {
+      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2 or 3, got " + x);
     }
     return x;
   }
 
   /**
-   * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = 8 warps of 64×32
-   * per 128×128 tile (the default), 2 = 4 warps of 64×64 (more mma work per shared-memory load). Both
-   * compute every output element with the same per-element k order, so they give the same bits.
+   * Chooses the kernel for every later launch in this process (benchmarks, tests), all on 128×128 tiles:
+   * 1 = mma.sync, 8 warps of 64×32 (the default); 2 = mma.sync, 4 warps of 64×64 (more mma work per
+   * shared-memory load; the same bits as 1: every output element sees the same k order); 3 = Hopper
+   * wgmma (sm_90a, 2 warpgroups of m64n128k16, 128-byte-swizzled shared memory), used where the device is
+   * sm_90 and {@code lda}, {@code ldb}, {@code k} are multiples of 8, else variant 1 runs. Variant 3 is
+   * within fp32 rounding of 1, not necessarily bit-identical.
    */
   public static void setVariant(int v) {
     variant = parseVariant(Integer.toString(v));

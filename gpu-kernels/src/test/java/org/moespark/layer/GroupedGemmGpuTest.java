@@ -162,6 +162,46 @@ class GroupedGemmGpuTest {
     }
   }
 
+  /**
+   * The wgmma kernel (variant 3) against the naive reference for every epilogue, on shapes that take
+   * its path (K, lda multiples of 8; K not a multiple of its 64-wide k-tile; ragged N and experts).
+   */
+  @ParameterizedTest(name = "K={0} N={1}")
+  @CsvSource({"200, 144", "64, 384", "4096, 256"})
+  void wgmmaVariantMatchesTheNaiveReference(int k, int n) {
+    Random rnd = new Random(k + 7L * n);
+    int[] off = offsets(1, 0, 257, 64, 130);
+    int rows = off[off.length - 1];
+    int experts = off.length - 1;
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, experts * n * k, 1.0 / Math.sqrt(k));
+    float[] bias = bf16Randn(rnd, experts * n, 1.0);
+    double[] ref = naive(a, k, off, b, k, n, k);
+    int before = GroupedGemm.variant();
+    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+        DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
+        DeviceBuffer c1 = alloc.allocate(4L * rows * n, "c1")) {
+      GroupedGemm.setVariant(3);
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
+      float[] got = c.toFloats(rows * n);
+      Tolerance.FP32.assertClose(got, toFloat(ref), "wgmma fp32 K=" + k + " N=" + n);
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c1, n);
+      Tolerance.assertBitEqual(c1.toFloats(rows * n), got, "wgmma deterministic");
+      // SwiGLU epilogue (n = 2·Ip with the interleaved layout is just a B with n rows here) vs variant 1
+      float[][] act = new float[2][];
+      for (int v : new int[] {1, 3}) {
+        GroupedGemm.setVariant(v);
+        c.fill(0, stream);
+        GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, dbias, GroupedGemm.Epilogue.SWIGLU, true,
+            GatedActivation.GPT_OSS, c, n / 2);
+        act[v == 1 ? 0 : 1] = decode(c.toShorts(rows * n / 2));
+      }
+      Tolerance.BF16.assertClose(act[1], act[0], "wgmma SwiGLU vs variant 1");
+    } finally {
+      GroupedGemm.setVariant(before);
+    }
+  }
+
   @Test
   void storeBf16RoundsTheAccumulator() {
     Random rnd = new Random(3);

@@ -85,8 +85,8 @@ class GroupedGemmTest {
   @Test
   void unknownKernelVariantsAreRejected() {
     int before = GroupedGemm.variant();
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(3));
-    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1 or 2, got 3"), e.getMessage());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(4));
+    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1, 2 or 3, got 4"), e.getMessage());
     assertEquals(before, GroupedGemm.variant(), "unchanged after a rejected value");
   }
 
