@@ -80,8 +80,9 @@ __device__ __forceinline__ float gated_act(const GroupedGemmArgs& p, float g, fl
 // accumulators alike. col0 is a multiple of 16, so in the SwiGLU layout even ni are gate blocks and
 // ni + 1 the matching up blocks.
 template <int NI>
-__device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, const float* bias, int64_t row16, int64_t seg_end,
-                                           int64_t col0, const float (&acc)[NI][4], int lane) {
+__device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, int e, const float* bias, int64_t row16,
+                                           int64_t seg_end, int64_t col0, const float (&acc)[NI][4], int lane) {
+  const float* mul_scale = p.mul_scale == nullptr ? nullptr : p.mul_scale + e;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int64_t row = row16 + (lane >> 2) + half * 8;
@@ -107,7 +108,12 @@ __device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, const float
             u = __fadd_rn(u, bias[gc + 8]);
           }
           const int64_t ic = (gc >> 4) * 8 + (gc & 7);
-          static_cast<uint16_t*>(p.c)[row * p.ldc + ic] = fmt::bf16_encode(gated_act(p, g, u));
+          float a = gated_act(p, g, u);
+          if (mul_scale != nullptr) {  // LayerNumerics.fp8QuantDequant, bit for bit
+            const float sc = *mul_scale;
+            a = fmt::mul_rn(fmt::e4m3_decode(fmt::e4m3_encode_sat(fmt::div_rn(a, sc))), sc);
+          }
+          static_cast<uint16_t*>(p.c)[row * p.ldc + ic] = fmt::bf16_encode(a);
         }
       }
     } else {
@@ -287,7 +293,7 @@ __global__ void __launch_bounds__(WM * WN * 32) grouped_gemm_kernel(GroupedGemmA
   const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(e) * p.n;
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi) {
-    store_rows<NI>(p, bias, row0 + warp_m * WTM + mi * 16, seg_end, n0 + warp_n * WTN, acc[mi], lane);
+    store_rows<NI>(p, e, bias, row0 + warp_m * WTM + mi * 16, seg_end, n0 + warp_n * WTN, acc[mi], lane);
   }
 }
 
@@ -413,7 +419,7 @@ __global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs
 
   const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
   // accumulator d[4·ni + q]: row (warp % 4)·16 + lane/4 (+8 for q ≥ 2), column ni·8 + 2·(lane%4) + (q & 1)
-  store_rows<16>(p, bias, tc.row0 + wgi * 64 + (warp & 3) * 16, tc.seg_end, tc.n0,
+  store_rows<16>(p, tc.e, bias, tc.row0 + wgi * 64 + (warp & 3) * 16, tc.seg_end, tc.n0,
                  *reinterpret_cast<const float(*)[16][4]>(d), lane);
 #else
   (void)p;

@@ -48,6 +48,8 @@ struct GroupedGemmArgs {
   float limit;            // kSwiGlu: clamp (+inf = none)
   float alpha;            // kSwiGlu: sigmoid slope
   float beta;             // kSwiGlu: added to the clamped up value
+  const float* mul_scale; // kSwiGlu: fp32 [E] TensorRT static FP8 scale of the activation (Q/DQ
+                          // e4m3(sat(a / s))·s before the bf16 store), or nullptr
   int32_t variant;        // kernel variant: 1 = 8 warps of 64×32 (default), 2 = 4 warps of 64×64
 };
 

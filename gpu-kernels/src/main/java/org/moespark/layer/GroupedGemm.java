@@ -143,6 +143,20 @@ public final class GroupedGemm {
   public static void gemm(DeviceAllocator alloc, DeviceBuffer a, long lda, int[] offsets, DeviceBuffer b, long ldb,
       int n, int k, DeviceBuffer bias, Epilogue epilogue, boolean roundBf16, GatedActivation act, DeviceBuffer c,
       long ldc) {
+    gemm(alloc, a, lda, offsets, b, ldb, n, k, bias, epilogue, roundBf16, act, null, c, ldc);
+  }
+
+  /**
+   * As {@link #gemm(DeviceAllocator, DeviceBuffer, long, int[], DeviceBuffer, long, int, int, DeviceBuffer,
+   * Epilogue, boolean, GatedActivation, DeviceBuffer, long)}, with TensorRT {@code IMoELayer}'s static FP8
+   * quantization of the activation ({@link Epilogue#SWIGLU} only): {@code a = e4m3(sat(a / s_e)) · s_e}
+   * ({@code fcDownActivationScale} of expert e; the twin of {@link ExpertFfn}'s mulScale, bit for bit).
+   *
+   * @param mulScale fp32 {@code [E]} device scales (finite, > 0: the caller checks), or null for none
+   */
+  public static void gemm(DeviceAllocator alloc, DeviceBuffer a, long lda, int[] offsets, DeviceBuffer b, long ldb,
+      int n, int k, DeviceBuffer bias, Epilogue epilogue, boolean roundBf16, GatedActivation act,
+      DeviceBuffer mulScale, DeviceBuffer c, long ldc) {
     NativeLibrary.requireAvailable();
     if (alloc == null) {
       throw new IllegalArgumentException("GroupedGemm: alloc must not be null");
@@ -183,6 +197,13 @@ public final class GroupedGemm {
     if (bias != null) {
       fits("bias [E=" + experts + ", n=" + n + "] fp32", bias, 4L * experts * n);
     }
+    if (mulScale != null) {
+      if (epilogue != Epilogue.SWIGLU) {
+        throw new IllegalArgumentException("GroupedGemm: an activation scale is only used by SWIGLU, got epilogue "
+            + epilogue);
+      }
+      fits("mulScale [E=" + experts + "] fp32", mulScale, 4L * experts);
+    }
     long es = epilogue == Epilogue.STORE_F32 ? 4 : 2;
     fits("C [R=" + rows + ", ldc=" + ldc + "]", c, es * rows * ldc);
     int tiles = meta[2 * experts + 1];
@@ -192,8 +213,8 @@ public final class GroupedGemm {
     try (DeviceBuffer m = alloc.upload(meta, "GroupedGemm meta")) {
       gemm0(a.address(), lda, b.address(), ldb, n, k, experts, m.address(), tiles, bias == null ? 0 : bias.address(),
           c.address(), ldc, epilogue.ordinal(), roundBf16, act != null && act.kind() == GatedActivation.Kind.SILU,
-          act == null ? 0f : act.limit(), act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(), variant,
-          alloc.stream().handle());
+          act == null ? 0f : act.limit(), act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(),
+          mulScale == null ? 0 : mulScale.address(), variant, alloc.stream().handle());
     }
   }
 
@@ -277,5 +298,5 @@ public final class GroupedGemm {
 
   private static native void gemm0(long a, long lda, long b, long ldb, int n, int k, int experts, long meta,
       int totalTiles, long bias, long c, long ldc, int epilogue, boolean roundBf16, boolean actSilu, float limit,
-      float alpha, float beta, int variant, long stream);
+      float alpha, float beta, long mulScale, int variant, long stream);
 }

@@ -428,12 +428,90 @@ public final class MoeLayerGpu implements AutoCloseable {
           }
           int[] ids = rr.ids().toInts(tokens * topK);
           float[] w = rr.weights().toFloats(tokens * topK);
-          runRouted(x, xb, tokens, ids, rr.ids(), rr.weights(), y);
+          runRouted(x, xb, tokens, ids, rr.ids(), rr.weights(), null, y);
           stream.synchronize();
           return new MoeLayer.Output(tokens, hidden, topK, null, ids, w);
         }
       }
     }
+  }
+
+  /**
+   * The expert stage for a given routing, TensorRT {@code IMoELayer}'s interface (hidden states, selected
+   * experts, scores; moe-ops-semantics §11): {@code y[t] = Σ_j scores[t][j] · Expert_{ids[t][j]}(x'[t])}
+   * (plus the shared expert where the block has one), no router, no renormalisation; the same order and
+   * roundings as {@link ExpertMixture}. Static FP8 as in {@link ExpertFfn#create}: {@code x' = DQ(Q(x,
+   * inputScale))} (on the host) and the activation {@code DQ(Q(a, mulScales[e]))} (in the GEMM epilogue).
+   *
+   * <p>Difference from TensorRT: a token must not list the same expert twice (the permute's maps hold
+   * one row per (token, expert)); TensorRT computes each duplicate slot.
+   *
+   * @param ids {@code [tokens, topK]} distinct expert ids per token
+   * @param scores {@code [tokens, topK]} weights of the slots
+   * @param inputScale the input's FP8 scale, or NaN for none
+   * @param mulScales {@code [E]} per-expert activation FP8 scales, or null for none
+   * @return y fp32 {@code [tokens, H]}
+   */
+  public float[] forwardRouted(float[] x, int tokens, int[] ids, float[] scores, float inputScale, float[] mulScales) {
+    checkInput(x == null ? -1 : x.length, tokens);
+    long slots = (long) tokens * topK;
+    if (ids == null || ids.length != slots) {
+      throw new IllegalArgumentException("ids must be [tokens=" + tokens + ", topK=" + topK + "] = " + slots
+          + " ints, got " + (ids == null ? "null" : ids.length));
+    }
+    if (scores == null || scores.length != slots) {
+      throw new IllegalArgumentException("scores must be [tokens=" + tokens + ", topK=" + topK + "] = " + slots
+          + " floats, got " + (scores == null ? "null" : scores.length));
+    }
+    for (int t = 0; t < tokens; t++) {
+      for (int j = 0; j < topK; j++) {
+        int id = ids[t * topK + j];
+        if (id < 0 || id >= numExperts) {
+          throw new IllegalArgumentException("ids[token " + t + "][slot " + j + "] = " + id
+              + " is not an expert id in [0, " + numExperts + ")");
+        }
+        for (int q = 0; q < j; q++) {
+          if (ids[t * topK + q] == id) {
+            throw new IllegalArgumentException("ids[token " + t + "] lists expert " + id + " twice (slots " + q
+                + " and " + j + "): the GPU layer needs distinct experts per token");
+          }
+        }
+      }
+    }
+    if (!Float.isNaN(inputScale) && !(inputScale > 0 && Float.isFinite(inputScale))) {
+      throw new IllegalArgumentException("input activation scale must be finite and > 0 (or NaN for none), got "
+          + inputScale);
+    }
+    if (mulScales != null) {
+      if (mulScales.length != numExperts) {
+        throw new IllegalArgumentException("mulScales must be [E=" + numExperts + "], got " + mulScales.length);
+      }
+      for (int e = 0; e < numExperts; e++) {
+        if (!(mulScales[e] > 0 && Float.isFinite(mulScales[e]))) {
+          throw new IllegalArgumentException("mulScales[" + e + "] (fcDownActivationScale) must be finite and > 0, got "
+              + mulScales[e]);
+        }
+      }
+    }
+    float[] xin = x.clone();
+    for (int i = 0; i < xin.length; i++) {
+      float v = Float.isNaN(inputScale) ? xin[i] : LayerNumerics.fp8QuantDequant(xin[i], inputScale);
+      xin[i] = compute == Compute.BF16 ? LayerNumerics.bf16(v) : v;
+    }
+    float[] y = new float[xin.length];
+    if (tokens == 0) {
+      return y;
+    }
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      try (DeviceBuffer xd = work.upload(xin, "x fp32"); DeviceBuffer yd = work.allocate(4L * y.length, "y");
+          DeviceBuffer ms = mulScales == null ? null : work.upload(mulScales, "activation FP8 scales")) {
+        run(xd, tokens, new Router.Routed(ids.clone(), scores.clone()), ms, yd);
+        yd.copyTo(y);
+      }
+    }
+    return y;
   }
 
   private void checkInput(int length, int tokens) {
@@ -460,18 +538,22 @@ public final class MoeLayerGpu implements AutoCloseable {
 
   /** The device pipeline on fp32 x already on the device, routed on the host; y fp32 [T, H]. Caller holds the lock. */
   private void run(DeviceBuffer xd, int tokens, Router.Routed r, DeviceBuffer yd) {
+    run(xd, tokens, r, null, yd);
+  }
+
+  private void run(DeviceBuffer xd, int tokens, Router.Routed r, DeviceBuffer mulScale, DeviceBuffer yd) {
     long n = (long) tokens * hidden;
     try (DeviceBuffer xb = work.allocate(2 * n, "x bf16");
         DeviceBuffer ids = work.upload(r.ids(), "topk ids");
         DeviceBuffer w = work.upload(r.weights(), "topk weights")) {
       FormatsGpu.bf16Encode(xd, xb, n, stream);
-      runRouted(xd, xb, tokens, r.ids(), ids, w, yd);
+      runRouted(xd, xb, tokens, r.ids(), ids, w, mulScale, yd);
     }
   }
 
   /** Permute, expert FFNs, shared expert, combine: routing given on the device and its ids on the host. */
   private void runRouted(DeviceBuffer xd, DeviceBuffer xb, int tokens, int[] hostIds, DeviceBuffer ids, DeviceBuffer w,
-      DeviceBuffer yd) {
+      DeviceBuffer mulScale, DeviceBuffer yd) {
     boolean bf16 = compute == Compute.BF16;
     long n = (long) tokens * hidden;
     int[] tpe = new int[numExperts];
@@ -481,7 +563,7 @@ public final class MoeLayerGpu implements AutoCloseable {
     try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(work, ids, w, tokens, topK, numExperts, tpe, 1);
         DeviceBuffer xp = MoePermuteGpu.permuteRows(work, maps, xb, 2L * hidden);
         DeviceBuffer o = work.allocate((bf16 ? 2L : 4L) * maps.rows * hidden, "expert rows")) {
-      ffn(experts, xp, maps.expertRowOffsets, o);
+      ffn(experts, xp, maps.expertRowOffsets, mulScale, o);
       DeviceBuffer so = null;
       try {
         if (shared != null) {
@@ -501,11 +583,15 @@ public final class MoeLayerGpu implements AutoCloseable {
 
   /** gate/up + activation, then down, for rows grouped by {@code offsets}; out fp32 or bf16 [R, H]. */
   private void ffn(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer out) {
+    ffn(dw, xp, offsets, null, out);
+  }
+
+  private void ffn(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer mulScale, DeviceBuffer out) {
     boolean bf16 = compute == Compute.BF16;
     long rows = offsets[offsets.length - 1];
     try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16")) {
       GroupedGemm.gemm(work, xp, hidden, offsets, dw.gateUp, hidden, 2 * dw.ip, hidden, dw.gateUpBias,
-          GroupedGemm.Epilogue.SWIGLU, bf16, activation, act, dw.ip);
+          GroupedGemm.Epilogue.SWIGLU, bf16, activation, mulScale, act, dw.ip);
       GroupedGemm.gemm(work, act, dw.ip, offsets, dw.down, dw.ip, hidden, dw.ip, dw.downBias,
           bf16 ? GroupedGemm.Epilogue.STORE_BF16 : GroupedGemm.Epilogue.STORE_F32, bf16, null, out, hidden);
     }
