@@ -37,10 +37,10 @@ public final class GroupedGemm {
   /** Output columns per block tile. */
   public static final int BLOCK_N = 128;
 
-  /** System property choosing the kernel variant ({@link #setVariant}); default 1. */
+  /** System property choosing the kernel variant ({@link #setVariant}); default 3 (wgmma where it applies). */
   public static final String VARIANT_PROPERTY = "moespark.gemm.variant";
 
-  private static volatile int variant = parseVariant(System.getProperty(VARIANT_PROPERTY, "1"));
+  private static volatile int variant = parseVariant(System.getProperty(VARIANT_PROPERTY, "3"));
 
   private static int parseVariant(String v) {
     int x;
@@ -57,11 +57,12 @@ public final class GroupedGemm {
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests), all on 128×128 tiles:
-   * 1 = mma.sync, 8 warps of 64×32 (the default); 2 = mma.sync, 4 warps of 64×64 (more mma work per
-   * shared-memory load; the same bits as 1: every output element sees the same k order); 3 = Hopper
-   * wgmma (sm_90a, 2 warpgroups of m64n128k16, 128-byte-swizzled shared memory), used where the device is
-   * sm_90 and {@code lda}, {@code ldb}, {@code k} are multiples of 8, else variant 1 runs. Variant 3 is
-   * within fp32 rounding of 1, not necessarily bit-identical.
+   * 1 = mma.sync, 8 warps of 64×32; 2 = mma.sync, 4 warps of 64×64 (more mma work per shared-memory
+   * load; the same bits as 1: every output element sees the same k order; slower on the H100); 3 (the
+   * default) = Hopper wgmma (sm_90a, 2 warpgroups of m64n128k16, 128-byte-swizzled shared memory), used
+   * where the device is sm_90 and {@code lda}, {@code ldb}, {@code k} are multiples of 8, else variant 1
+   * runs. Variant 3 is within fp32 rounding of 1, not necessarily bit-identical. H100 timings of all three:
+   * benchmarks/layer-gpu.md.
    */
   public static void setVariant(int v) {
     variant = parseVariant(Integer.toString(v));
