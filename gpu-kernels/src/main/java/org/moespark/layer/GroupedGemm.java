@@ -40,7 +40,19 @@ public final class GroupedGemm {
   /** System property choosing the kernel variant ({@link #setVariant}); default 3 (wgmma where it applies). */
   public static final String VARIANT_PROPERTY = "moespark.gemm.variant";
 
-  private static volatile int variant = parseVariant(System.getProperty(VARIANT_PROPERTY, "3"));
+  private static volatile int variant = initialVariant();
+
+  /** The property's variant; an invalid value is logged and the default used (a class-init failure would hide it). */
+  private static int initialVariant() {
+    String v = System.getProperty(VARIANT_PROPERTY, "3");
+    try {
+      return parseVariant(v);
+    } catch (IllegalArgumentException e) {
+      System.getLogger(GroupedGemm.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
+          + "; using variant 3");
+      return 3;
+    }
+  }
 
   private static int parseVariant(String v) {
     int x;

@@ -184,7 +184,11 @@ public final class MoeLayer implements AutoCloseable {
     return gpu != null ? "gpu" : "cpu";
   }
 
-  /** The GPU backend (device-buffer and pinned-memory entry points), or null for a CPU layer. */
+  /**
+   * The GPU backend (device-buffer and pinned-memory entry points), or null for a CPU layer. Owned by
+   * this layer (and, after {@link #load}, shared with other layers of the same block): close the
+   * {@code MoeLayer}, never the returned object.
+   */
   public MoeLayerGpu gpu() {
     return gpu;
   }
