@@ -1,6 +1,8 @@
 package org.moespark.bench;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.time.LocalDate;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,30 +39,48 @@ public final class LayerBench {
 
   private LayerBench() {}
 
-  public static void main(String[] args) {
+  public static void main(String[] args) throws IOException {
     int tokens = 0;
+    Backend backend = Backend.CPU;
+    Path torch = null;
     for (int i = 0; i < args.length; i++) {
       if (args[i].equals("--tokens") && i + 1 < args.length) {
         tokens = Integer.parseInt(args[++i]);
+      } else if (args[i].equals("--backend") && i + 1 < args.length) {
+        backend = Backend.valueOf(args[++i].toUpperCase(java.util.Locale.ROOT));
+      } else if (args[i].equals("--torch") && i + 1 < args.length) {
+        torch = Path.of(args[++i]);
       } else {
-        throw new IllegalArgumentException("usage: LayerBench [--tokens N], got " + args[i]);
+        throw new IllegalArgumentException("usage: LayerBench [--backend cpu|gpu] [--tokens N] [--torch FILE], got "
+            + args[i]);
       }
     }
-    System.exit(run(Backend.CPU, tokens, System.out));
+    System.exit(run(backend, tokens, torch, System.out));
+  }
+
+  /** As {@link #run(Backend, int, Path, PrintStream)} without a PyTorch baseline file. */
+  public static int run(Backend backend, int tokens, PrintStream out) {
+    try {
+      return run(backend, tokens, null, out);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 
   /**
    * Runs every shape.
    *
-   * @param tokens tokens per forward (0 = each shape's default)
-   * @return 0, or 1 when validation failed
+   * @param tokens tokens per forward (0 = each shape's default; 16384 on the GPU)
+   * @param torchBaseline GPU only: the output of {@code tools/bench/torch_layer_baseline.py} run in the
+   *     same session (lines {@code shape.metric value}), or null
+   * @return 0, or 1 when validation failed (or, for the GPU, when no GPU is usable)
    */
-  public static int run(Backend backend, int tokens, PrintStream out) {
+  public static int run(Backend backend, int tokens, Path torchBaseline, PrintStream out) throws IOException {
     if (tokens < 0) {
       throw new IllegalArgumentException("tokens must be >= 0 (0 = default), got " + tokens);
     }
     if (backend == Backend.GPU) {
-      throw new UnsupportedOperationException("bench layer: GPU backend not implemented yet; use --backend cpu");
+      return LayerBenchGpu.run(tokens == 0 ? 16384 : tokens, torchBaseline, out);
     }
     out.printf("bench layer: backend cpu, BLAS %s, %d cores, java %s, %s%n", ExpertFfn.blasName(),
         Runtime.getRuntime().availableProcessors(), System.getProperty("java.version"), LocalDate.now());

@@ -4,8 +4,8 @@ package org.moespark.layer;
 public enum Backend {
   /** The exact pure-Java backend (netlib BLAS for the GEMMs). */
   CPU,
-  /** The CUDA backend (not implemented yet: selecting it fails with the reason). */
+  /** The CUDA backend ({@link MoeLayerGpu}); selecting it where no GPU is usable fails with the reason. */
   GPU,
-  /** The GPU when it is implemented and available, else the CPU. Today: always the CPU. */
+  /** The GPU when the native library is loaded and a device is usable, else the CPU (reason logged once). */
   AUTO
 }

@@ -5,7 +5,7 @@ import java.util.Objects;
 /**
  * How a {@link MoeLayer} is loaded and run.
  *
- * @param backend where it runs ({@link Backend#AUTO} picks the CPU today)
+ * @param backend where it runs ({@link Backend#AUTO}: the GPU where usable, else the CPU)
  * @param compute fp32 or bf16 arithmetic
  */
 public record LayerOptions(Backend backend, Compute compute) {

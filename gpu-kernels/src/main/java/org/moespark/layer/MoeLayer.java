@@ -9,7 +9,9 @@ import org.moespark.cuda.NativeLibrary;
 
 /**
  * One MoE block of a Hugging Face checkpoint (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V3,
- * GPT-OSS), run on the CPU:
+ * GPT-OSS), run on the CPU or, with {@link Backend#GPU} (or {@link Backend#AUTO} where a GPU is usable),
+ * on a CUDA device ({@link MoeLayerGpu}: bf16 tensor-core grouped GEMMs, weights resident on the device,
+ * results within {@code Tolerance.BF16} of the CPU backend, routing identical). The CPU pipeline:
  *
  * <pre>
  *   route:     ids, w = router(x)                         per family, models-and-formats §2.7 ({@link RouterSpec.Kind})
@@ -47,8 +49,27 @@ public final class MoeLayer implements AutoCloseable {
   private final ExpertFfn shared;
   private final float[] sharedGate;
   private final Compute compute;
+  /** The GPU backend, or null on the CPU. */
+  private final MoeLayerGpu gpu;
+  /** Gives the GPU backend back (to the weight cache, or closes it); null on the CPU. */
+  private final Runnable releaseGpu;
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+  private MoeLayer(String modelType, RouterSpec routerSpec, MoeLayerGpu gpu, Runnable releaseGpu, Compute compute) {
+    this.modelType = modelType;
+    this.hidden = routerSpec.hidden();
+    this.compute = compute;
+    this.router = new Router(routerSpec, compute);
+    this.experts = null;
+    this.shared = null;
+    this.sharedGate = null;
+    this.gpu = gpu;
+    this.releaseGpu = releaseGpu;
+  }
 
   private MoeLayer(MoeBlockSpec spec, Compute compute) {
+    this.gpu = null;
+    this.releaseGpu = null;
     this.modelType = spec.modelType();
     this.hidden = spec.router().hidden();
     this.compute = compute;
@@ -77,7 +98,10 @@ public final class MoeLayer implements AutoCloseable {
    *
    * @throws IllegalArgumentException for a layer that is not a MoE layer, an unsupported family or
    *     format, or an inconsistent checkpoint (the message names the tensor)
-   * @throws UnsupportedOperationException for {@link Backend#GPU} ("GPU backend not implemented yet")
+   * <p>On the GPU the device weights are cached per (checkpoint directory, layer, device, compute): a
+   * second load of the same block while one is open shares them (no second upload).
+   *
+   * @throws UnsupportedOperationException for {@link Backend#GPU} when no GPU is usable (the message says why)
    * @throws java.io.UncheckedIOException when the files cannot be read
    */
   public static MoeLayer load(Path modelDir, int layer, LayerOptions options) {
@@ -87,8 +111,12 @@ public final class MoeLayer implements AutoCloseable {
     if (options == null) {
       throw new IllegalArgumentException("options must not be null");
     }
-    checkBackend(options.backend());
-    return create(MoeBlockLoader.load(modelDir, layer), options);
+    if (resolve(options.backend()) == Backend.GPU) {
+      GpuLayerCache.Lease lease = GpuLayerCache.acquire(modelDir, layer, options.compute(),
+          () -> MoeBlockLoader.load(modelDir, layer));
+      return new MoeLayer(lease.modelType(), lease.routerSpec(), lease.gpu(), lease::release, options.compute());
+    }
+    return new MoeLayer(MoeBlockLoader.load(modelDir, layer), options.compute());
   }
 
   /** Builds a layer from in-memory weights (tests, benchmarks, synthetic layers). */
@@ -99,17 +127,40 @@ public final class MoeLayer implements AutoCloseable {
     if (options == null) {
       throw new IllegalArgumentException("options must not be null");
     }
-    checkBackend(options.backend());
+    if (resolve(options.backend()) == Backend.GPU) {
+      MoeLayerGpu g = MoeLayerGpu.create(spec, options.compute());
+      return new MoeLayer(spec.modelType(), spec.router(), g, g::close, options.compute());
+    }
     return new MoeLayer(spec, options.compute());
   }
 
-  private static void checkBackend(Backend b) {
-    if (b == Backend.GPU) {
-      String why = NativeLibrary.isAvailable() ? "the CUDA library is available but the GPU layer is not written"
-          : "the GPU is unavailable: " + NativeLibrary.describe();
-      throw new UnsupportedOperationException("backend GPU: GPU backend not implemented yet (" + why
-          + "); use backend CPU or AUTO");
+  /**
+   * The backend a layer with option {@code b} runs on here: {@link Backend#AUTO} is the GPU when the
+   * native library is loaded and a CUDA device is usable, else the CPU (the reason is logged once).
+   *
+   * @throws UnsupportedOperationException for {@link Backend#GPU} when the GPU is unavailable (with the reason)
+   */
+  public static Backend resolve(Backend b) {
+    if (b == null) {
+      throw new IllegalArgumentException("backend must not be null");
     }
+    return switch (b) {
+      case CPU -> Backend.CPU;
+      case GPU -> {
+        if (!NativeLibrary.isAvailable()) {
+          throw new UnsupportedOperationException("backend GPU: the GPU is unavailable: "
+              + NativeLibrary.unavailableReason() + "; use backend CPU or AUTO");
+        }
+        yield Backend.GPU;
+      }
+      case AUTO -> {
+        if (NativeLibrary.isAvailable()) {
+          yield Backend.GPU;
+        }
+        NativeLibrary.logFallbackOnce();
+        yield Backend.CPU;
+      }
+    };
   }
 
   public int hiddenSize() {
@@ -128,9 +179,18 @@ public final class MoeLayer implements AutoCloseable {
     return modelType;
   }
 
-  /** {@code "cpu"} (the GPU backend comes later). */
+  /** {@code "gpu"} or {@code "cpu"}: where this layer runs. */
   public String backend() {
-    return "cpu";
+    return gpu != null ? "gpu" : "cpu";
+  }
+
+  /**
+   * The GPU backend (device-buffer and pinned-memory entry points), or null for a CPU layer. Owned by
+   * this layer (and, after {@link #load}, shared with other layers of the same block): close the
+   * {@code MoeLayer}, never the returned object.
+   */
+  public MoeLayerGpu gpu() {
+    return gpu;
   }
 
   public Compute compute() {
@@ -157,6 +217,12 @@ public final class MoeLayer implements AutoCloseable {
     if (x.length != expected) {
       throw new IllegalArgumentException("x must be [tokens=" + tokens + ", hidden=" + hidden + "] = " + expected
           + " floats, got " + x.length);
+    }
+    if (gpu != null) {
+      if (closed.get()) {
+        throw new IllegalStateException("MoE layer already closed");
+      }
+      return gpu.forward(x, tokens);
     }
     boolean bf16 = compute == Compute.BF16;
     float[] xin = x;
@@ -193,7 +259,15 @@ public final class MoeLayer implements AutoCloseable {
     return new Output(tokens, hidden, k, y, r.ids(), r.weights());
   }
 
-  /** Nothing to release on the CPU backend (weights are on the Java heap); kept for the GPU backend. */
+  /**
+   * GPU backend: gives the device weights back (a layer from {@link #load} shares them with every open
+   * layer of the same checkpoint, layer, device and compute; they are freed with the last one). CPU
+   * backend: nothing to release. Idempotent.
+   */
   @Override
-  public void close() {}
+  public void close() {
+    if (releaseGpu != null && closed.compareAndSet(false, true)) {
+      releaseGpu.run();
+    }
+  }
 }

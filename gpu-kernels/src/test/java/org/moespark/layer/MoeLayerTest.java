@@ -2,6 +2,7 @@ package org.moespark.layer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,10 +15,13 @@ import java.util.concurrent.Future;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
+import org.moespark.cuda.NativeLibrary;
 import org.moespark.testing.Tolerance;
 
 /** Each routing family end to end against an independent per-token reference written here. */
 class MoeLayerTest {
+  /** The exact CPU backend (AUTO would pick the GPU on a GPU machine). */
+  static final LayerOptions CPU_FP32 = new LayerOptions(Backend.CPU, Compute.FP32);
   static final int H = 32;
   static final int T = 37;
 
@@ -204,7 +208,7 @@ class MoeLayerTest {
   void familyMatchesTheNaiveReferenceInFp32(String name) {
     MoeBlockSpec s = family(name, name.hashCode());
     float[] x = Naive.randn(new Random(5), T * H, 1.0);
-    try (MoeLayer layer = MoeLayer.create(s, LayerOptions.defaults())) {
+    try (MoeLayer layer = MoeLayer.create(s, CPU_FP32)) {
       assertEquals("cpu", layer.backend());
       assertEquals(name, layer.modelType());
       MoeLayer.Output out = layer.forward(x, T);
@@ -258,7 +262,7 @@ class MoeLayerTest {
 
   @Test
   void zeroTokens() {
-    MoeLayer.Output out = MoeLayer.create(family("mixtral", 1), LayerOptions.defaults()).forward(new float[0], 0);
+    MoeLayer.Output out = MoeLayer.create(family("mixtral", 1), CPU_FP32).forward(new float[0], 0);
     assertEquals(0, out.y().length);
     assertEquals(0, out.topkIds().length);
   }
@@ -283,12 +287,12 @@ class MoeLayerTest {
     for (int k = 1; k <= 2; k++) {
       MoeBlockSpec s = new MoeBlockSpec("mixtral", RouterSpec.softmaxTopK(H, e, k, w, true, false), experts,
           GatedActivation.SWIGLU, null, null);
-      int[] ids = MoeLayer.create(s, LayerOptions.defaults()).forward(x, 1).topkIds();
+      int[] ids = MoeLayer.create(s, CPU_FP32).forward(x, 1).topkIds();
       assertArrayEquals(k == 1 ? new int[] {2} : new int[] {2, 5}, ids, "K=" + k);
       MoeBlockSpec g = new MoeBlockSpec("gpt_oss", RouterSpec.topKSoftmax(H, e, k, w, null), experts,
           GatedActivation.GPT_OSS, null, null);
       assertArrayEquals(k == 1 ? new int[] {2} : new int[] {2, 5},
-          MoeLayer.create(g, LayerOptions.defaults()).forward(x, 1).topkIds(), "topk-softmax K=" + k);
+          MoeLayer.create(g, CPU_FP32).forward(x, 1).topkIds(), "topk-softmax K=" + k);
     }
   }
 
@@ -307,7 +311,7 @@ class MoeLayerTest {
     }
     MoeBlockSpec s = new MoeBlockSpec("deepseek_v3", RouterSpec.sigmoidGroupedTopK(H, e, 3, w, bias, 4, 2, true, 2.5f),
         experts, GatedActivation.SWIGLU, null, null);
-    MoeLayer.Output out = MoeLayer.create(s, LayerOptions.defaults()).forward(new float[H], 1);
+    MoeLayer.Output out = MoeLayer.create(s, CPU_FP32).forward(new float[H], 1);
     assertArrayEquals(new int[] {4, 0, 5}, out.topkIds(), "biased scores -0.05, -0.1, -0.15 of kept groups");
     // weights: unbiased 0.5 each, normalised to 1/3, times 2.5
     Tolerance.FP32.assertClose(out.topkWeights(), new float[] {2.5f / 3, 2.5f / 3, 2.5f / 3}, "weights");
@@ -315,7 +319,7 @@ class MoeLayerTest {
 
   @Test
   void concurrentCallsGiveTheSameBits() throws Exception {
-    MoeLayer layer = MoeLayer.create(family("qwen2_moe", 9), LayerOptions.defaults());
+    MoeLayer layer = MoeLayer.create(family("qwen2_moe", 9), CPU_FP32);
     float[] x = Naive.randn(new Random(6), 300 * H, 1.0);
     MoeLayer.Output single = layer.forward(x, 300);
     ExecutorService pool = Executors.newFixedThreadPool(2);
@@ -337,7 +341,7 @@ class MoeLayerTest {
 
   @Test
   void resultsAreDeterministicAndTokenIndependent() {
-    MoeLayer layer = MoeLayer.create(family("olmoe", 10), LayerOptions.defaults());
+    MoeLayer layer = MoeLayer.create(family("olmoe", 10), CPU_FP32);
     float[] x = Naive.randn(new Random(7), T * H, 1.0);
     MoeLayer.Output a = layer.forward(x, T);
     Tolerance.assertBitEqual(layer.forward(x.clone(), T).y(), a.y(), "same call twice");
@@ -349,7 +353,7 @@ class MoeLayerTest {
 
   @Test
   void nanTokenOnlyPoisonsItself() {
-    MoeLayer layer = MoeLayer.create(family("deepseek_v3", 11), LayerOptions.defaults());
+    MoeLayer layer = MoeLayer.create(family("deepseek_v3", 11), CPU_FP32);
     float[] x = Naive.randn(new Random(8), 3 * H, 1.0);
     x[H + 7] = Float.NaN;
     MoeLayer.Output o = layer.forward(x, 3);
@@ -361,15 +365,28 @@ class MoeLayerTest {
 
   @Test
   void argumentsAndBackendsAreChecked() {
-    MoeLayer layer = MoeLayer.create(family("mixtral", 1), LayerOptions.defaults());
+    MoeLayer layer = MoeLayer.create(family("mixtral", 1), CPU_FP32);
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> layer.forward(new float[65], 2));
     assertTrue(e.getMessage().contains("[tokens=2, hidden=32] = 64 floats, got 65"), e.getMessage());
     e = assertThrows(IllegalArgumentException.class, () -> layer.forward(new float[0], -1));
     assertTrue(e.getMessage().contains("-1"), e.getMessage());
-    UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class,
-        () -> MoeLayer.create(family("mixtral", 1), new LayerOptions(Backend.GPU, Compute.FP32)));
-    assertTrue(u.getMessage().contains("GPU backend not implemented yet"), u.getMessage());
-    assertEquals("cpu", MoeLayer.create(family("mixtral", 1), new LayerOptions(Backend.AUTO, Compute.BF16)).backend());
+    if (!NativeLibrary.isAvailable()) {
+      UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class,
+          () -> MoeLayer.create(family("mixtral", 1), new LayerOptions(Backend.GPU, Compute.FP32)));
+      assertTrue(u.getMessage().contains("backend GPU: the GPU is unavailable: " + NativeLibrary.unavailableReason()),
+          u.getMessage());
+      assertEquals(Backend.CPU, MoeLayer.resolve(Backend.AUTO));
+      assertEquals("cpu", MoeLayer.create(family("mixtral", 1), new LayerOptions(Backend.AUTO, Compute.BF16)).backend());
+      IllegalStateException g = assertThrows(IllegalStateException.class,
+          () -> MoeLayerGpu.create(family("mixtral", 1), Compute.BF16));
+      assertTrue(g.getMessage().contains("GPU backend unavailable"), g.getMessage());
+    } else {
+      assertEquals(Backend.GPU, MoeLayer.resolve(Backend.AUTO));
+    }
+    assertEquals(Backend.CPU, MoeLayer.resolve(Backend.CPU));
+    assertNull(MoeLayer.create(family("mixtral", 1), CPU_FP32).gpu());
+    e = assertThrows(IllegalArgumentException.class, () -> MoeLayer.resolve(null));
+    assertTrue(e.getMessage().contains("backend must not be null"), e.getMessage());
     e = assertThrows(IllegalArgumentException.class,
         () -> RouterSpec.softmaxTopK(H, 8, 9, new float[8 * H], true, false));
     assertTrue(e.getMessage().contains("topK must be in [1, 8], got 9"), e.getMessage());

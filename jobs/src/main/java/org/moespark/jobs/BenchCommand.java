@@ -58,7 +58,7 @@ final class BenchCommand implements Main.Command {
       }
     }
     if (backend == Backend.GPU) {
-      throw new Main.UsageException("--backend gpu: GPU backend not implemented yet (use cpu or auto)");
+      return LayerBench.run(Backend.GPU, tokens, out); // prints why and returns 1 where no GPU is usable
     }
     return LayerBench.run(Backend.CPU, tokens, out);
   }

@@ -3,6 +3,7 @@ package org.moespark.jobs;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -10,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.moespark.cuda.NativeLibrary;
 import org.moespark.layer.Backend;
 import org.moespark.layer.Compute;
 import org.moespark.layer.LayerOptions;
@@ -178,8 +180,9 @@ class LayerCommandTest {
 
   @Test
   void gpuBackendFailsWithTheReason() {
+    assumeFalse(NativeLibrary.isAvailable(), "a GPU is usable here");
     assertEquals(1, runLayer(FIXTURES.resolve("mixtral_fp32/ref.safetensors"), "--backend", "gpu"));
-    assertTrue(err().contains("GPU backend not implemented yet"), err());
+    assertTrue(err().contains("backend GPU: the GPU is unavailable: " + NativeLibrary.unavailableReason()), err());
   }
 
   @Test
@@ -196,8 +199,11 @@ class LayerCommandTest {
     assertTrue(err().contains("unknown bench 'gemm'"), err());
     assertEquals(2, run("bench", "layer", "--tokens", "0"));
     assertTrue(err().contains("--tokens must be a positive integer, got 0"), err());
-    assertEquals(2, run("bench", "layer", "--backend", "gpu"));
-    assertTrue(err().contains("GPU backend not implemented yet"), err());
+    if (!NativeLibrary.isAvailable()) {
+      assertEquals(1, run("bench", "layer", "--backend", "gpu"));
+      assertTrue(out.toString(StandardCharsets.UTF_8).contains("bench layer --backend gpu: GPU backend unavailable"),
+          out.toString(StandardCharsets.UTF_8));
+    }
     assertEquals(0, run("bench", "layer", "--help"));
     assertTrue(out.toString(StandardCharsets.UTF_8).contains("usage: bin/moe bench layer"));
   }

@@ -1,0 +1,472 @@
+// Grouped bf16 GEMM over experts: see grouped_gemm.cuh. First version: mma.sync m16n8k16 (bf16 in,
+// fp32 accumulate), ldmatrix from an XOR-swizzled shared-memory tile, a 4-stage cp.async pipeline;
+// 128×128×32 block tile, 8 warps of 64×32. wgmma/TMA is the next step (performance-anchors §4.3).
+#include "grouped_gemm.cuh"
+
+#include "formats.cuh"
+
+namespace moespark {
+namespace {
+
+constexpr int BM = kGemmBlockM;
+constexpr int BN = kGemmBlockN;
+constexpr int BK = 32;
+constexpr int STAGES = 4;
+constexpr int GROUP_M = 8;
+constexpr int A_STAGE = BM * BK;  // elements
+constexpr int B_STAGE = BN * BK;
+constexpr int SMEM_BYTES = STAGES * (A_STAGE + B_STAGE) * 2;
+
+// Element offset of 16-byte chunk `chunk` (0..3) of tile row `row`; the XOR swizzle makes the 8 rows
+// of every ldmatrix phase hit 8 different 16-byte bank groups.
+__device__ __forceinline__ int swz(int row, int chunk) { return row * BK + ((chunk ^ ((row >> 1) & 3)) << 3); }
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy; src_bytes is 16 or 0 (0 = write zeros, nothing read).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float round_bf16(float x) { return fmt::bf16_decode(fmt::bf16_encode(x)); }
+
+// fp32 logistic; the CPU computes it in double and rounds, the difference is an ulp.
+__device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// GatedActivation.apply (fp32) and applyBf16 (transformers' bf16 rounding points).
+__device__ __forceinline__ float gated_act(const GroupedGemmArgs& p, float g, float u) {
+  float gc = g > p.limit ? p.limit : g;
+  float uc = u > p.limit ? p.limit : (u < -p.limit ? -p.limit : u);
+  if (!p.round_bf16) {
+    float act = p.act_silu ? __fmul_rn(gc, sigmoid_f(__fmul_rn(p.alpha, gc))) : gc;
+    return __fmul_rn(act, __fadd_rn(uc, p.beta));
+  }
+  float act;
+  if (!p.act_silu) {
+    act = gc;
+  } else if (p.alpha == 1.0f) {
+    act = round_bf16(__fmul_rn(gc, sigmoid_f(gc)));
+  } else {
+    float s = round_bf16(sigmoid_f(round_bf16(__fmul_rn(gc, p.alpha))));
+    act = round_bf16(__fmul_rn(gc, s));
+  }
+  float up = p.beta == 0.0f ? uc : round_bf16(__fadd_rn(uc, p.beta));
+  return round_bf16(__fmul_rn(act, up));
+}
+
+// Epilogue of one 16-row fragment strip: fragment (ni, q) of a thread is row row16 + lane/4 (+8 for
+// q ≥ 2), column col0 + ni·8 + 2·(lane%4) + (q & 1) — the layout of mma.m16n8 and of wgmma's
+// accumulators alike. col0 is a multiple of 16, so in the SwiGLU layout even ni are gate blocks and
+// ni + 1 the matching up blocks.
+template <int NI>
+__device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, int e, const float* bias, int64_t row16,
+                                           int64_t seg_end, int64_t col0, const float (&acc)[NI][4], int lane) {
+  const float* mul_scale = p.mul_scale == nullptr ? nullptr : p.mul_scale + e;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t row = row16 + (lane >> 2) + half * 8;
+    if (row >= seg_end) continue;
+    if (p.epilogue == GemmEpilogue::kSwiGlu) {
+#pragma unroll
+      for (int ni = 0; ni < NI; ni += 2) {
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int64_t gc = col0 + ni * 8 + 2 * (lane & 3) + q;  // gate row of B
+          if (gc >= p.n) continue;
+          float g = acc[ni][half * 2 + q];
+          float u = acc[ni + 1][half * 2 + q];
+          if (p.round_bf16) {
+            g = round_bf16(g);
+            u = round_bf16(u);
+            if (bias != nullptr) {
+              g = round_bf16(__fadd_rn(g, bias[gc]));
+              u = round_bf16(__fadd_rn(u, bias[gc + 8]));
+            }
+          } else if (bias != nullptr) {
+            g = __fadd_rn(g, bias[gc]);
+            u = __fadd_rn(u, bias[gc + 8]);
+          }
+          const int64_t ic = (gc >> 4) * 8 + (gc & 7);
+          float a = gated_act(p, g, u);
+          if (mul_scale != nullptr) {  // LayerNumerics.fp8QuantDequant, bit for bit
+            const float sc = *mul_scale;
+            a = fmt::mul_rn(fmt::e4m3_decode(fmt::e4m3_encode_sat(fmt::div_rn(a, sc))), sc);
+          }
+          static_cast<uint16_t*>(p.c)[row * p.ldc + ic] = fmt::bf16_encode(a);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) {
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int64_t col = col0 + ni * 8 + 2 * (lane & 3) + q;
+          if (col >= p.n) continue;
+          float v = acc[ni][half * 2 + q];
+          if (p.epilogue == GemmEpilogue::kStoreF32) {
+            if (bias != nullptr) v = __fadd_rn(v, bias[col]);
+            static_cast<float*>(p.c)[row * p.ldc + col] = v;
+          } else {
+            v = round_bf16(v);
+            if (bias != nullptr) v = round_bf16(__fadd_rn(v, bias[col]));
+            static_cast<uint16_t*>(p.c)[row * p.ldc + col] = fmt::bf16_encode(v);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Tile scheduler: block `tile` → (expert e, m-tile, n-tile) from the per-expert tile prefix, m-tiles
+// grouped GROUP_M at a time within an expert.
+struct TileCoord {
+  int e;
+  int64_t seg_begin;
+  int64_t seg_end;
+  int64_t row0;
+  int64_t n0;
+};
+
+__device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int tile) {
+  const int32_t* offs = p.meta;
+  const int32_t* tp = p.meta + p.experts + 1;
+  int lo = 0;
+  int hi = p.experts;  // tp[lo] <= tile < tp[hi]
+  while (hi - lo > 1) {
+    int mid = (lo + hi) >> 1;
+    if (tp[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  TileCoord t;
+  t.e = lo;
+  const int local = tile - tp[lo];
+  t.seg_begin = offs[lo];
+  t.seg_end = offs[lo + 1];
+  const int mt = static_cast<int>((t.seg_end - t.seg_begin + BM - 1) / BM);
+  const int nt = (p.n + BN - 1) / BN;
+  const int group = local / (GROUP_M * nt);
+  const int first_m = group * GROUP_M;
+  const int gm = min(GROUP_M, mt - first_m);
+  const int within = local % (GROUP_M * nt);
+  t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * BM;
+  t.n0 = static_cast<int64_t>(within / gm) * BN;
+  return t;
+}
+
+// Loads one BM×BK (or BN×BK) bf16 tile: rows [row0, row_end) of src (row stride ld), columns
+// [k0, k0 + BK) ∩ [0, k); zeros elsewhere. vec: ld and k are multiples of 8 and src is 16-byte aligned.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t ld, int64_t row0, int64_t row_end,
+                                          int k0, int k, bool vec, int tid) {
+#pragma unroll
+  for (int i = tid; i < ROWS * 4; i += THREADS) {
+    int r = i >> 2;
+    int ch = i & 3;
+    int64_t grow = row0 + r;
+    int kk = k0 + ch * 8;
+    uint16_t* d = dst + swz(r, ch);
+    bool rv = grow < row_end;
+    if (vec) {
+      bool ok = rv && kk < k;
+      const uint16_t* s = ok ? src + grow * ld + kk : src;
+      cp_async16(smem_u32(d), s, ok ? 16 : 0);
+    } else {
+      uint32_t w[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        uint32_t lo = (rv && kk + 2 * j < k) ? src[grow * ld + kk + 2 * j] : 0u;
+        uint32_t hi = (rv && kk + 2 * j + 1 < k) ? src[grow * ld + kk + 2 * j + 1] : 0u;
+        w[j] = lo | (hi << 16);
+      }
+      *reinterpret_cast<uint4*>(d) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+  }
+}
+
+// WM × WN warps; each warp computes a (BM/WM) × (BN/WN) tile as MI × NI mma fragments of 16 × 8.
+template <int WM, int WN>
+__global__ void __launch_bounds__(WM * WN * 32) grouped_gemm_kernel(GroupedGemmArgs p, bool vec_a, bool vec_b) {
+  constexpr int THREADS = WM * WN * 32;
+  constexpr int WTM = BM / WM;  // warp tile rows
+  constexpr int WTN = BN / WN;  // warp tile columns
+  constexpr int MI = WTM / 16;
+  constexpr int NI = WTN / 8;
+  static_assert(MI >= 1 && NI % 2 == 0, "warp tile: 16-row fragments, pairs of 8-column fragments");
+  extern __shared__ __align__(128) uint16_t smem[];
+  uint16_t* sA = smem;
+  uint16_t* sB = smem + STAGES * A_STAGE;
+
+  const TileCoord tc = schedule_tile(p, blockIdx.x);
+  const int e = tc.e;
+  const int64_t seg_end = tc.seg_end;
+  const int64_t row0 = tc.row0;
+  const int64_t n0 = tc.n0;
+  const uint16_t* bexp = p.b + static_cast<int64_t>(e) * p.n * p.ldb;
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const int warp_m = warp / WN;
+  const int warp_n = warp % WN;
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
+
+  const int ktiles = (p.k + BK - 1) / BK;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < ktiles) {
+      load_tile<BM, THREADS>(sA + s * A_STAGE, p.a, p.lda, row0, seg_end, s * BK, p.k, vec_a, tid);
+      load_tile<BN, THREADS>(sB + s * B_STAGE, bexp, p.ldb, n0, p.n, s * BK, p.k, vec_b, tid);
+    }
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < ktiles; ++kt) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int nk = kt + STAGES - 1;
+    if (nk < ktiles) {
+      const int st = nk % STAGES;
+      load_tile<BM, THREADS>(sA + st * A_STAGE, p.a, p.lda, row0, seg_end, nk * BK, p.k, vec_a, tid);
+      load_tile<BN, THREADS>(sB + st * B_STAGE, bexp, p.ldb, n0, p.n, nk * BK, p.k, vec_b, tid);
+    }
+    cp_async_commit();
+
+    const uint16_t* As = sA + (kt % STAGES) * A_STAGE;
+    const uint16_t* Bs = sB + (kt % STAGES) * B_STAGE;
+#pragma unroll
+    for (int ks = 0; ks < BK / 16; ++ks) {
+      uint32_t af[MI][4];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) {
+        int r = warp_m * WTM + mi * 16 + (lane & 15);
+        int ch = ks * 2 + (lane >> 4);
+        ldmatrix_x4(smem_u32(As + swz(r, ch)), af[mi][0], af[mi][1], af[mi][2], af[mi][3]);
+      }
+      uint32_t bf[NI][2];
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; ++nj) {
+        int r = warp_n * WTN + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
+        int ch = ks * 2 + ((lane >> 3) & 1);
+        ldmatrix_x4(smem_u32(Bs + swz(r, ch)), bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
+      }
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni) mma_bf16(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
+    }
+  }
+  cp_async_wait<0>();
+
+  // ---- epilogue: fragment (mi, ni, q) is row warp_m·WTM + mi·16 + lane/4 (+8 for q ≥ 2),
+  //      column warp_n·WTN + ni·8 + 2·(lane%4) + (q & 1) ----
+  const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(e) * p.n;
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi) {
+    store_rows<NI>(p, e, bias, row0 + warp_m * WTM + mi * 16, seg_end, n0 + warp_n * WTN, acc[mi], lane);
+  }
+}
+
+
+// ---- variant 3: Hopper wgmma (sm_90a) ---------------------------------------------------------
+// 2 warpgroups × 64 rows of a 128×128 tile, BK = 64 (one 128-byte row per tile row, stored in the
+// 128-byte-swizzled K-major layout wgmma reads through shared-memory descriptors), cp.async loads in a
+// 3-stage ring, wgmma.m64n128k16 with fp32 accumulators in registers (same fragment layout as mma.sync,
+// so the epilogue is shared). Compiled only for sm_90a; elsewhere the launcher runs variant 1.
+
+constexpr int WG_BK = 64;
+constexpr int WG_STAGES = 3;
+constexpr int WG_A_STAGE = BM * WG_BK;  // elements
+constexpr int WG_B_STAGE = BN * WG_BK;
+constexpr int WG_SMEM_BYTES = WG_STAGES * (WG_A_STAGE + WG_B_STAGE) * 2 + 1024;  // + alignment slack
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the helpers exist in the sm_90a device pass only
+// 16-byte chunk `chunk` (0..7) of tile row `row` in the 128-byte swizzle (Swizzle<3,4,3>): byte offset.
+__device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
+
+template <int ROWS>
+__device__ __forceinline__ void wg_load_tile(uint8_t* dst, const uint16_t* src, int64_t ld, int64_t row0,
+                                             int64_t row_end, int k0, int k, int tid) {
+#pragma unroll
+  for (int i = tid; i < ROWS * 8; i += 256) {
+    int r = i >> 3;
+    int ch = i & 7;
+    int64_t grow = row0 + r;
+    int kk = k0 + ch * 8;
+    bool ok = grow < row_end && kk < k;
+    const uint16_t* s = ok ? src + grow * ld + kk : src;
+    cp_async16(smem_u32(dst + swz128(r, ch)), s, ok ? 16 : 0);
+  }
+}
+
+// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart.
+__device__ __forceinline__ uint64_t wg_desc(const void* smem_ptr) {
+  uint64_t addr = smem_u32(smem_ptr);
+  uint64_t d = 0;
+  d |= (addr & 0x3FFFFull) >> 4;       // start address (bits 0-13)
+  d |= 1ull << 16;                     // leading byte offset (unused for swizzled K-major)
+  d |= (1024ull >> 4) << 32;           // stride byte offset: 8 rows × 128 bytes
+  d |= 1ull << 62;                     // 128-byte swizzle
+  return d;
+}
+
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db));
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_wait0() {
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t wg_smem_raw[];
+  // the 128-byte swizzle repeats every 1024 bytes: align the tiles to it
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(wg_smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + WG_STAGES * WG_A_STAGE * 2;
+
+  const TileCoord tc = schedule_tile(p, blockIdx.x);
+  const uint16_t* bexp = p.b + static_cast<int64_t>(tc.e) * p.n * p.ldb;
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const int wgi = warp >> 2;  // warpgroup: rows wgi·64 .. +64
+
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) d[i] = 0.0f;
+
+  const int ktiles = (p.k + WG_BK - 1) / WG_BK;
+#pragma unroll
+  for (int s = 0; s < WG_STAGES - 1; ++s) {
+    if (s < ktiles) {
+      wg_load_tile<BM>(sA + s * WG_A_STAGE * 2, p.a, p.lda, tc.row0, tc.seg_end, s * WG_BK, p.k, tid);
+      wg_load_tile<BN>(sB + s * WG_B_STAGE * 2, bexp, p.ldb, tc.n0, p.n, s * WG_BK, p.k, tid);
+    }
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < ktiles; ++kt) {
+    cp_async_wait<WG_STAGES - 2>();
+    fence_proxy_async();  // cp.async (generic proxy) writes → wgmma (async proxy) reads
+    __syncthreads();
+    const int nk = kt + WG_STAGES - 1;
+    if (nk < ktiles) {
+      const int st = nk % WG_STAGES;
+      wg_load_tile<BM>(sA + st * WG_A_STAGE * 2, p.a, p.lda, tc.row0, tc.seg_end, nk * WG_BK, p.k, tid);
+      wg_load_tile<BN>(sB + st * WG_B_STAGE * 2, bexp, p.ldb, tc.n0, p.n, nk * WG_BK, p.k, tid);
+    }
+    cp_async_commit();
+    const uint8_t* As = sA + (kt % WG_STAGES) * WG_A_STAGE * 2 + wgi * 64 * 128;
+    const uint8_t* Bs = sB + (kt % WG_STAGES) * WG_B_STAGE * 2;
+    const uint64_t da = wg_desc(As);
+    const uint64_t db = wg_desc(Bs);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < WG_BK / 16; ++ks) {
+      // k advances 16 elements = 32 bytes inside the swizzled 128-byte rows: +2 in 16-byte units
+      wgmma_m64n128k16(d, da + 2 * ks, db + 2 * ks);
+    }
+    wgmma_commit();
+    wgmma_wait0();
+  }
+  cp_async_wait<0>();
+
+  const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
+  // accumulator d[4·ni + q]: row (warp % 4)·16 + lane/4 (+8 for q ≥ 2), column ni·8 + 2·(lane%4) + (q & 1)
+  store_rows<16>(p, tc.e, bias, tc.row0 + wgi * 64 + (warp & 3) * 16, tc.seg_end, tc.n0,
+                 *reinterpret_cast<const float(*)[16][4]>(d), lane);
+#else
+  (void)p;
+  __trap();
+#endif
+}
+
+}  // namespace
+
+void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
+  if (args.total_tiles <= 0) return;
+  auto aligned16 = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; };
+  bool vec_a = args.lda % 8 == 0 && args.k % 8 == 0 && aligned16(args.a);
+  bool vec_b = args.ldb % 8 == 0 && args.k % 8 == 0 && aligned16(args.b);
+  // The attribute is set per launch (cheap) rather than once: it is per device. A failure is left for
+  // the caller's launch check (cudaGetLastError).
+  if (args.variant == 3 && vec_a && vec_b) {
+    int dev = 0;
+    int major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      return;
+    }
+    if (major == 9) {
+      if (cudaFuncSetAttribute(grouped_gemm_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               WG_SMEM_BYTES) != cudaSuccess) {
+        return;
+      }
+      grouped_gemm_wgmma_kernel<<<args.total_tiles, 256, WG_SMEM_BYTES, stream>>>(args);
+      return;
+    }
+  }
+  if (args.variant == 2) {
+    // 4 warps of 64×64: twice the mma work per ldmatrix of variant 1 (CUTLASS's sm80 128×128×32 shape)
+    if (cudaFuncSetAttribute(grouped_gemm_kernel<2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES) !=
+        cudaSuccess) {
+      return;
+    }
+    grouped_gemm_kernel<2, 2><<<args.total_tiles, 128, SMEM_BYTES, stream>>>(args, vec_a, vec_b);
+  } else {
+    // 8 warps of 64×32
+    if (cudaFuncSetAttribute(grouped_gemm_kernel<2, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES) !=
+        cudaSuccess) {
+      return;
+    }
+    grouped_gemm_kernel<2, 4><<<args.total_tiles, 256, SMEM_BYTES, stream>>>(args, vec_a, vec_b);
+  }
+}
+
+}  // namespace moespark

@@ -1,0 +1,244 @@
+package org.moespark.bench;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDate;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.moespark.cuda.Cuda;
+import org.moespark.cuda.DeviceBuffer;
+import org.moespark.cuda.NativeLibrary;
+import org.moespark.formats.Bf16;
+import org.moespark.formats.FormatsGpu;
+import org.moespark.layer.Compute;
+import org.moespark.layer.GatedActivation;
+import org.moespark.layer.GroupedGemm;
+import org.moespark.layer.MoeLayer;
+import org.moespark.layer.MoeLayerGpu;
+import org.moespark.layer.RouterSpec;
+
+/**
+ * GPU part of {@link LayerBench} ({@code bin/moe bench layer --backend gpu}), at real model shapes with
+ * random bf16 weights generated on the device:
+ *
+ * <ul>
+ *   <li>the bf16 SwiGLU expert FFN alone (grouped gate/up GEMM with the fused activation, grouped down
+ *       GEMM) on balanced expert-major rows: TFLOP/s counting {@code 6·T·k·H·I}, next to
+ *       {@code torch._grouped_mm} doing the same FFN ({@code tools/bench/torch_layer_baseline.py}, same
+ *       device call);
+ *   <li>the whole layer through {@link MoeLayerGpu#forwardDevice} (fp32 x and y on the device, routing on
+ *       the device, only the routing copied to the host): tokens/s next to the torch {@code _grouped_mm}
+ *       pipeline and HF's eager expert loop (device-resident as well);
+ *   <li>the whole layer through {@link MoeLayerGpu#forward(float[], int)} (Java arrays, CPU routing,
+ *       pageable copies): tokens/s, what array callers get today.
+ * </ul>
+ *
+ * Validates before timing: two rows of the FFN (the first row of expert 0 and the last of the last
+ * expert) against a naive double-precision loop over the downloaded bf16 weights.
+ */
+final class LayerBenchGpu {
+  private LayerBenchGpu() {}
+
+  /** A real model's MoE shape (routed experts only). */
+  record Shape(String name, int hidden, int inter, int experts, int topK) {}
+
+  static final List<Shape> SHAPES = List.of(new Shape("mixtral", 4096, 14336, 8, 2),
+      new Shape("qwen3-30b-a3b", 2048, 768, 128, 8), new Shape("olmoe", 2048, 1024, 64, 8),
+      new Shape("deepseek-v3", 7168, 2048, 256, 8));
+
+  /** GEMM variants to time: system property {@code moespark.bench.variants}, e.g. {@code 1,2} (default 1,2,3). */
+  static final int[] VARIANTS = java.util.Arrays.stream(System.getProperty("moespark.bench.variants", "1,2,3")
+      .split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
+
+  static int run(int tokens, Path torchBaseline, PrintStream out) throws IOException {
+    if (!NativeLibrary.isAvailable()) {
+      out.println("bench layer --backend gpu: GPU backend " + NativeLibrary.describe());
+      return 1;
+    }
+    Map<String, Double> torch = torchBaseline == null ? Map.of() : readBaseline(torchBaseline);
+    out.printf("bench layer: backend gpu, %s, %s, java %s, %s, tokens %d%n", Cuda.deviceInfo(Cuda.currentDevice()),
+        Cuda.versions(), System.getProperty("java.version"), LocalDate.now(), tokens);
+    out.println("ffn: bf16 SwiGLU expert FFN, TFLOP/s = 6·T·k·H·I / time; torch = torch._grouped_mm FFN; layer: "
+        + "forwardDevice (device routing, device-resident x/y) vs the torch _grouped_mm pipeline and HF's eager loop; "
+        + "array: forward(float[]) (CPU routing, pageable copies)");
+    out.printf("%-14s %5s %5s %4s %2s | %9s %8s %8s %6s | %10s %10s %7s %10s %7s | %10s%n", "shape", "H", "I", "E",
+        "k", "ffn ms", "TFLOP/s", "torch", "ratio", "layer tok/s", "pipe tok/s", "ratio", "eager tok/s", "ratio",
+        "array tok/s");
+    int rc = 0;
+    int variant = GroupedGemm.variant();
+    try {
+      for (Shape s : SHAPES) {
+        rc |= runShape(s, tokens, torch, out);
+        GroupedGemm.setVariant(variant);
+      }
+    } finally {
+      GroupedGemm.setVariant(variant);
+    }
+    return rc;
+  }
+
+  private static int runShape(Shape s, int tokens, Map<String, Double> torch, PrintStream out) {
+    SplittableRandom rnd = new SplittableRandom(7);
+    int h = s.hidden();
+    float[] router = new float[s.experts() * h];
+    for (int i = 0; i < router.length; i++) {
+      router[i] = (float) ((rnd.nextDouble() * 2 - 1) / Math.sqrt(h));
+    }
+    RouterSpec rs = RouterSpec.softmaxTopK(h, s.experts(), s.topK(), router, true, false);
+    try (MoeLayerGpu g = MoeLayerGpu.random(rs, s.inter(), GatedActivation.SWIGLU, false, Compute.BF16, 11)) {
+      int ip = g.paddedIntermediate();
+      long rows = (long) tokens * s.topK();
+      int[] offsets = new int[s.experts() + 1];
+      for (int e = 0; e <= s.experts(); e++) {
+        offsets[e] = (int) (rows * e / s.experts());
+      }
+      double ffnMs;
+      try (DeviceBuffer xp = g.allocate(2 * rows * h, "bench rows"); DeviceBuffer o = g.allocate(2 * rows * h, "out")) {
+        g.fillRandomBf16(xp, rows * h, 5, 1f);
+        g.expertFfn(xp, offsets, o);
+        int validated = GroupedGemm.variant();
+        double err = validate(g, xp, o, offsets, h, ip);
+        if (!(err <= 2e-2)) {
+          out.printf("%-14s validation FAILED: FFN rows relative error %.3e vs the naive reference%n", s.name(), err);
+          return 1;
+        }
+        int iters = 10;
+        double best = Double.POSITIVE_INFINITY;
+        int bestVariant = 0;
+        int before = GroupedGemm.variant();
+        StringBuilder perVariant = new StringBuilder();
+        try {
+          for (int v : VARIANTS) {
+            GroupedGemm.setVariant(v);
+            g.expertFfn(xp, offsets, o); // warm-up
+            double e = v == validated ? err : validate(g, xp, o, offsets, h, ip);
+            if (!(e <= 2e-2)) {
+              out.printf("%-14s validation FAILED for GEMM variant %d: relative error %.3e%n", s.name(), v, e);
+              continue;
+            }
+            double ms = g.stream().time(() -> {
+              for (int i = 0; i < iters; i++) {
+                g.expertFfn(xp, offsets, o);
+              }
+            }) / iters;
+            perVariant.append(String.format(" v%d %.3f ms (check %.1e)", v, ms, e));
+            if (ms < best) {
+              best = ms;
+              bestVariant = v;
+            }
+          }
+        } finally {
+          GroupedGemm.setVariant(bestVariant > 0 ? bestVariant : before); // the whole layer runs the best one
+        }
+        ffnMs = best;
+        out.printf("%-14s ffn per GEMM variant:%s (best: v%d, used for the whole layer)%n", s.name(), perVariant,
+            bestVariant);
+      }
+      double flops = 6.0 * rows * h * s.inter();
+      double tflops = flops / (ffnMs * 1e-3) / 1e12;
+      double torchFfnUs = torch.getOrDefault(s.name() + ".ffn_us", Double.NaN);
+      double torchTflops = flops / (torchFfnUs * 1e-6) / 1e12;
+
+      // whole layer, device-resident (device routing): what the torch pipeline and eager loop do
+      long n = (long) tokens * h;
+      double devSec;
+      try (DeviceBuffer xb = g.allocate(2 * n, "x bf16"); DeviceBuffer xd = g.allocate(4 * n, "x");
+          DeviceBuffer yd = g.allocate(4 * n, "y")) {
+        g.fillRandomBf16(xb, n, 9, 1f);
+        FormatsGpu.bf16Decode(xb, xd, n, g.stream());
+        g.stream().synchronize();
+        MoeLayer.Output warm = g.forwardDevice(xd, tokens, yd);
+        if (warm.topkIds().length != tokens * s.topK()) {
+          throw new IllegalStateException("routing has " + warm.topkIds().length + " ids, expected " + tokens * s.topK());
+        }
+        int runs = 5;
+        long t0 = System.nanoTime();
+        for (int i = 0; i < runs; i++) {
+          g.forwardDevice(xd, tokens, yd);
+        }
+        devSec = (System.nanoTime() - t0) / 1e9 / runs;
+      }
+      // whole layer through Java arrays (CPU routing, pageable copies): what forward(float[]) callers get today
+      float[] x = new float[tokens * h];
+      for (int i = 0; i < x.length; i++) {
+        x[i] = (float) (rnd.nextDouble() * 2 - 1);
+      }
+      g.forward(x, tokens);
+      int runs = 2;
+      long t0 = System.nanoTime();
+      for (int i = 0; i < runs; i++) {
+        g.forward(x, tokens);
+      }
+      double arraySec = (System.nanoTime() - t0) / 1e9 / runs;
+      double tokS = tokens / devSec;
+      double pipeTokS = tokens / (torch.getOrDefault(s.name() + ".pipeline_us", Double.NaN) * 1e-6);
+      double eagerTokS = tokens / (torch.getOrDefault(s.name() + ".eager_us", Double.NaN) * 1e-6);
+      out.printf("%-14s %5d %5d %4d %2d | %9.3f %8.1f %8s %6s | %10.0f %10s %7s %10s %7s | %10.0f%n", s.name(), h,
+          s.inter(), s.experts(), s.topK(), ffnMs, tflops, fmt("%.1f", torchTflops), fmt("%.2fx", tflops / torchTflops),
+          tokS, fmt("%.0f", pipeTokS), fmt("%.2fx", tokS / pipeTokS), fmt("%.0f", eagerTokS),
+          fmt("%.2fx", tokS / eagerTokS), tokens / arraySec);
+      return 0;
+    }
+  }
+
+  private static String fmt(String f, double v) {
+    return Double.isNaN(v) ? "-" : String.format(f, v);
+  }
+
+  /** Relative error of two FFN output rows against double loops over the device's bf16 weights and rows. */
+  private static double validate(MoeLayerGpu g, DeviceBuffer xp, DeviceBuffer o, int[] offsets, int h, int ip) {
+    int last = offsets.length - 2;
+    int[][] picks = {{0, offsets[0]}, {last, offsets[last + 1] - 1}};
+    double num = 0;
+    double den = 0;
+    for (int[] p : picks) {
+      int e = p[0];
+      long row = p[1];
+      short[] xr = xp.view(2 * row * h, 2L * h).toShorts(h);
+      short[] yr = o.view(2 * row * h, 2L * h).toShorts(h);
+      short[] gu = g.expertWeightsBf16(e, true);
+      short[] dn = g.expertWeightsBf16(e, false);
+      double[] act = new double[ip];
+      for (int i = 0; i < ip; i++) {
+        int gr = (i >> 3) * 16 + (i & 7);
+        double gs = 0;
+        double us = 0;
+        for (int c = 0; c < h; c++) {
+          double xv = Bf16.decode(xr[c]);
+          gs += xv * Bf16.decode(gu[gr * h + c]);
+          us += xv * Bf16.decode(gu[(gr + 8) * h + c]);
+        }
+        act[i] = gs / (1 + Math.exp(-gs)) * us;
+      }
+      for (int c = 0; c < h; c++) {
+        double ref = 0;
+        for (int i = 0; i < ip; i++) {
+          ref += act[i] * Bf16.decode(dn[c * ip + i]);
+        }
+        double d = Bf16.decode(yr[c]) - ref;
+        num += d * d;
+        den += ref * ref;
+      }
+    }
+    return Math.sqrt(num / Math.max(den, 1e-30));
+  }
+
+  /** Lines "shape.metric value" (torch_layer_baseline.py). */
+  private static Map<String, Double> readBaseline(Path p) throws IOException {
+    Map<String, Double> m = new LinkedHashMap<>();
+    Pattern line = Pattern.compile("^(\\S+)\\s+([0-9.eE+-]+)$");
+    for (String l : Files.readAllLines(p)) {
+      Matcher mm = line.matcher(l.trim());
+      if (mm.matches()) {
+        m.put(mm.group(1), Double.parseDouble(mm.group(2)));
+      }
+    }
+    return m;
+  }
+}

@@ -1,0 +1,716 @@
+package org.moespark.layer;
+
+import java.util.List;
+import org.moespark.cuda.Cuda;
+import org.moespark.cuda.CudaStream;
+import org.moespark.cuda.DeviceAllocator;
+import org.moespark.cuda.DeviceBuffer;
+import org.moespark.cuda.NativeLibrary;
+import org.moespark.cuda.PinnedBuffer;
+import org.moespark.formats.FormatsGpu;
+import org.moespark.ops.MoePermuteGpu;
+import org.moespark.ops.Routing;
+import org.moespark.ops.RoutingGpu;
+
+/**
+ * The CUDA backend of {@link MoeLayer}: expert weights resident on one device as bf16, tokens in,
+ * output and routing out.
+ *
+ * <pre>
+ *   route:     ids, w = router(x)                     on the CPU today ({@link #route}; RoutingGpu next)
+ *   upload:    x fp32 → device, → bf16                FormatsGpu.bf16Encode
+ *   permute:   MoePermuteGpu.maps + permuteRows        experts ascending, tokens ascending (bit-exact maps)
+ *   gate/up:   act = SwiGLU(xp · [gate|up]ᵀ + b)      one grouped GEMM, activation fused in the epilogue
+ *   down:      o = act · downᵀ + b                    one grouped GEMM (fp32 rows, bf16 rows for Compute.BF16)
+ *   shared:    the same two GEMMs as a one-expert group over all tokens (Qwen2-MoE, DeepSeek-V3)
+ *   combine:   y[t] = Σ_j w[t][j] · o[t][j] (+ shared)  ascending expert order, the CPU's fp32 / bf16 operations
+ * </pre>
+ *
+ * <p>Numerics: GEMM inputs are bf16 (weights rounded to bf16 once at upload, activations rounded to
+ * bf16 before each GEMM), accumulation fp32 on tensor cores. {@link Compute#BF16} applies
+ * transformers' bf16 roundings at the same points as the CPU backend; {@link Compute#FP32} keeps fp32
+ * between the GEMMs except for the bf16 GEMM inputs. Either way the result matches the CPU backend
+ * within {@code Tolerance.BF16}, not bit for bit (the GEMM summation order differs). Quantized
+ * checkpoints (block FP8, MXFP4, NVFP4, fp32) are dequantized at load and rounded to bf16 at upload:
+ * weight-only, as on the CPU; GEMMs that consume FP8/FP4 weights directly are the next step.
+ *
+ * <p>Thread safety: {@link #forward} may be called from any number of threads; calls are serialized per
+ * layer on the layer's own stream (one device, one stream: the GEMMs fill the GPU on their own).
+ * Device memory: weights stay resident until {@link #close}; each call allocates and frees its scratch
+ * stream-ordered.
+ */
+public final class MoeLayerGpu implements AutoCloseable {
+  private final Router router;
+  private final int device;
+  private final int hidden;
+  private final int numExperts;
+  private final int topK;
+  private final Compute compute;
+  private final GatedActivation activation;
+  private final CudaStream stream;
+  private final DeviceAllocator weightsAlloc;
+  private final DeviceAllocator work;
+  private final DeviceWeights experts;
+  private final DeviceWeights shared; // null without a shared expert
+  private final DeviceBuffer sharedGate; // fp32 [H] or null
+  private final DeviceBuffer routerWeight; // bf16 [E, H]: the device router's GEMM weights
+  private final DeviceBuffer routerBias; // fp32 [E] or null (GPT-OSS)
+  private final DeviceBuffer correctionBias; // fp32 [E] or null (DeepSeek-V3)
+  private boolean closed;
+
+  /** One group of gated experts on the device, in the grouped GEMM's layouts. */
+  private static final class DeviceWeights {
+    final int count;
+    final int inter;
+    final int ip; // pad8(inter)
+    final DeviceBuffer gateUp; // bf16 [count, 2·ip, H] interleaved per 8
+    final DeviceBuffer down; // bf16 [count, H, ip]
+    final DeviceBuffer gateUpBias; // fp32 [count, 2·ip] or null
+    final DeviceBuffer downBias; // fp32 [count, H] or null
+
+    DeviceWeights(int count, int inter, DeviceBuffer gateUp, DeviceBuffer down, DeviceBuffer gateUpBias,
+        DeviceBuffer downBias) {
+      this.count = count;
+      this.inter = inter;
+      this.ip = GroupedGemm.pad8(inter);
+      this.gateUp = gateUp;
+      this.down = down;
+      this.gateUpBias = gateUpBias;
+      this.downBias = downBias;
+    }
+
+    static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what) {
+      int count = ws.size();
+      int inter = ws.get(0).intermediate();
+      boolean biases = false;
+      for (int e = 0; e < count; e++) {
+        ExpertWeights w = ws.get(e);
+        if (w.intermediate() != inter) {
+          throw new IllegalArgumentException("GPU layer: " + what + " " + e + " has intermediate size "
+              + w.intermediate() + ", expected " + inter + " (" + what + " 0's): the grouped GEMM needs one width");
+        }
+        biases |= w.hasBiases();
+      }
+      int ip = GroupedGemm.pad8(inter);
+      long guBytes = 2L * 2 * ip * hidden;
+      long dBytes = 2L * hidden * ip;
+      DeviceBuffer gu = alloc.allocate(guBytes * count, what + " gate/up bf16");
+      DeviceBuffer dn = alloc.allocate(dBytes * count, what + " down bf16");
+      DeviceBuffer gub = biases ? alloc.allocate(4L * 2 * ip * count, what + " gate/up bias") : null;
+      DeviceBuffer db = biases ? alloc.allocate(4L * hidden * count, what + " down bias") : null;
+      for (int e = 0; e < count; e++) {
+        ExpertWeights w = ws.get(e);
+        gu.view(guBytes * e, guBytes).copyFrom(GroupedGemm.interleaveGateUp(w.gate(), w.up(), inter, hidden));
+        dn.view(dBytes * e, dBytes).copyFrom(GroupedGemm.padDown(w.down(), hidden, inter));
+        if (biases) {
+          gub.view(8L * ip * e, 8L * ip).copyFrom(GroupedGemm.interleaveBias(w.gateBias(), w.upBias(), inter));
+          db.view(4L * hidden * e, 4L * hidden).copyFrom(w.downBias() == null ? new float[hidden] : w.downBias());
+        }
+      }
+      return new DeviceWeights(count, inter, gu, dn, gub, db);
+    }
+  }
+
+  private MoeLayerGpu(RouterSpec routerSpec, GatedActivation activation, Compute compute) {
+    NativeLibrary.requireAvailable();
+    this.router = new Router(routerSpec, compute);
+    this.hidden = routerSpec.hidden();
+    this.numExperts = routerSpec.experts();
+    this.topK = routerSpec.topK();
+    if (topK > MAX_TOP_K) {
+      throw new IllegalArgumentException("GPU layer: topK must be <= " + MAX_TOP_K + ", got " + topK);
+    }
+    this.compute = compute;
+    this.activation = activation;
+    this.device = Cuda.currentDevice();
+    this.stream = CudaStream.create();
+    this.weightsAlloc = new DeviceAllocator("moe layer weights", stream);
+    this.work = new DeviceAllocator("moe layer scratch", stream);
+    this.experts = null;
+    this.shared = null;
+    this.sharedGate = null;
+    DeviceBuffer rw = null;
+    DeviceBuffer rb = null;
+    DeviceBuffer cb = null;
+    try {
+      short[] wb = new short[routerSpec.weight().length];
+      org.moespark.formats.Bf16.encode(routerSpec.weight(), 0, wb, 0, wb.length);
+      rw = weightsAlloc.upload(wb, "router weight bf16");
+      if (routerSpec.bias() != null) {
+        float[] b = routerSpec.bias().clone();
+        if (compute == Compute.BF16) {
+          LayerNumerics.bf16InPlace(b, 0, b.length); // as the CPU Router
+        }
+        rb = weightsAlloc.upload(b, "router bias");
+      }
+      if (routerSpec.correctionBias() != null) {
+        cb = weightsAlloc.upload(routerSpec.correctionBias(), "router correction bias");
+      }
+    } catch (RuntimeException e) {
+      releaseAfterFailure(e);
+      throw e;
+    }
+    this.routerWeight = rw;
+    this.routerBias = rb;
+    this.correctionBias = cb;
+  }
+
+  private MoeLayerGpu(MoeLayerGpu base, DeviceWeights experts, DeviceWeights shared, DeviceBuffer sharedGate) {
+    this.router = base.router;
+    this.hidden = base.hidden;
+    this.numExperts = base.numExperts;
+    this.topK = base.topK;
+    this.compute = base.compute;
+    this.activation = base.activation;
+    this.device = base.device;
+    this.stream = base.stream;
+    this.weightsAlloc = base.weightsAlloc;
+    this.work = base.work;
+    this.experts = experts;
+    this.shared = shared;
+    this.sharedGate = sharedGate;
+    this.routerWeight = base.routerWeight;
+    this.routerBias = base.routerBias;
+    this.correctionBias = base.correctionBias;
+  }
+
+  /** Largest top-k of the combine kernel ({@code kCombineMaxTopK} in moe_layer.cuh). */
+  public static final int MAX_TOP_K = 64;
+
+  /**
+   * Uploads {@code spec}'s weights (rounded to bf16) to the current device.
+   *
+   * @throws IllegalArgumentException when the routed experts do not share one intermediate size
+   * @throws IllegalStateException when the GPU is unavailable (the message says why)
+   */
+  public static MoeLayerGpu create(MoeBlockSpec spec, Compute compute) {
+    if (spec == null) {
+      throw new IllegalArgumentException("GPU layer: spec must not be null");
+    }
+    if (compute == null) {
+      throw new IllegalArgumentException("GPU layer: compute must not be null");
+    }
+    MoeLayerGpu base = new MoeLayerGpu(spec.router(), spec.activation(), compute);
+    try {
+      DeviceWeights ex = DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert");
+      DeviceWeights sh = spec.shared() == null ? null
+          : DeviceWeights.upload(base.weightsAlloc, List.of(spec.shared()), base.hidden, "shared expert");
+      DeviceBuffer g = null;
+      if (spec.sharedGate() != null) {
+        float[] gate = spec.sharedGate().clone();
+        if (compute == Compute.BF16) {
+          LayerNumerics.bf16InPlace(gate, 0, gate.length);
+        }
+        g = base.weightsAlloc.upload(gate, "shared expert gate");
+      }
+      base.stream.synchronize();
+      return new MoeLayerGpu(base, ex, sh, g);
+    } catch (RuntimeException e) {
+      base.releaseAfterFailure(e);
+      throw e;
+    }
+  }
+
+  /**
+   * A layer with random bf16 expert weights generated on the device (uniform, scaled by
+   * {@code 1/sqrt(fan-in)}), for benchmarks at real model sizes without host copies of the weights.
+   * The router is {@code routerSpec} (host weights).
+   */
+  public static MoeLayerGpu random(RouterSpec routerSpec, int inter, GatedActivation activation, boolean sharedExpert,
+      Compute compute, long seed) {
+    if (routerSpec == null || activation == null || compute == null) {
+      throw new IllegalArgumentException("GPU layer: routerSpec, activation and compute must not be null");
+    }
+    if (inter <= 0) {
+      throw new IllegalArgumentException("GPU layer: inter must be > 0, got " + inter);
+    }
+    MoeLayerGpu base = new MoeLayerGpu(routerSpec, activation, compute);
+    try {
+      DeviceWeights ex = randomWeights(base, routerSpec.experts(), inter, seed);
+      DeviceWeights sh = sharedExpert ? randomWeights(base, 1, inter, seed + 1000) : null;
+      base.stream.synchronize();
+      return new MoeLayerGpu(base, ex, sh, null);
+    } catch (RuntimeException e) {
+      base.releaseAfterFailure(e);
+      throw e;
+    }
+  }
+
+  private static DeviceWeights randomWeights(MoeLayerGpu base, int count, int inter, long seed) {
+    int ip = GroupedGemm.pad8(inter);
+    int h = base.hidden;
+    DeviceBuffer gu = base.weightsAlloc.allocate(2L * count * 2 * ip * h, "random gate/up");
+    DeviceBuffer dn = base.weightsAlloc.allocate(2L * count * h * ip, "random down");
+    fillRandomBf16Native(gu.address(), (long) count * 2 * ip * h, seed, (float) (1 / Math.sqrt(h)),
+        base.stream.handle());
+    fillRandomBf16Native(dn.address(), (long) count * h * ip, seed + 1, (float) (1 / Math.sqrt(ip)), base.stream.handle());
+    return new DeviceWeights(count, ip, gu, dn, null, null);
+  }
+
+  public int hiddenSize() {
+    return hidden;
+  }
+
+  public int topK() {
+    return topK;
+  }
+
+  public int numExperts() {
+    return numExperts;
+  }
+
+  /** Intermediate width of the routed experts as stored on the device (a multiple of 8). */
+  public int paddedIntermediate() {
+    return experts.ip;
+  }
+
+  public Compute compute() {
+    return compute;
+  }
+
+  /** The CUDA device the weights live on. */
+  public int device() {
+    return device;
+  }
+
+  /** The layer's stream (for timing); work for this layer must not be enqueued on it concurrently with {@link #forward}. */
+  public CudaStream stream() {
+    return stream;
+  }
+
+  /** Device bytes held by the resident weights. */
+  public long weightBytes() {
+    return weightsAlloc.bytesInUse();
+  }
+
+  /**
+   * The routing of {@code tokens} rows (the one place to switch to device routing).
+   *
+   * @param x fp32 {@code [tokens, H]}, bf16-rounded already for {@link Compute#BF16}
+   */
+  Router.Routed route(float[] x, int tokens) {
+    return router.route(x, tokens);
+  }
+
+  /**
+   * Runs the layer: see {@link MoeLayer#forward} for the contract (same shapes and routing semantics).
+   *
+   * @param x row-major fp32 {@code [tokens, H]}; not modified
+   */
+  public MoeLayer.Output forward(float[] x, int tokens) {
+    checkInput(x == null ? -1 : x.length, tokens);
+    float[] xin = x;
+    if (compute == Compute.BF16) {
+      xin = x.clone();
+      LayerNumerics.bf16InPlace(xin, 0, xin.length);
+    }
+    Router.Routed r = route(xin, tokens);
+    float[] y = new float[tokens * hidden];
+    if (tokens > 0) {
+      synchronized (this) {
+        ensureOpen();
+        Cuda.setDevice(device);
+        try (DeviceBuffer xd = work.upload(xin, "x fp32"); DeviceBuffer yd = work.allocate(4L * y.length, "y")) {
+          run(xd, tokens, r, yd);
+          yd.copyTo(y);
+        }
+      }
+    }
+    return new MoeLayer.Output(tokens, hidden, topK, y, r.ids(), r.weights());
+  }
+
+  /**
+   * The zero-copy entry point for callers that keep rows in page-locked memory (Spark columnar
+   * batches): reads {@code x} (fp32 {@code [tokens, H]}, native order) from {@code xHost}, writes y
+   * (fp32 {@code [tokens, H]}) into {@code yHost}; both copies are asynchronous DMA on the layer's stream.
+   *
+   * @return the routing ({@code y} of the returned record is null: the output is in {@code yHost})
+   */
+  public MoeLayer.Output forward(PinnedBuffer xHost, int tokens, PinnedBuffer yHost) {
+    if (xHost == null || yHost == null) {
+      throw new IllegalArgumentException("GPU layer: xHost and yHost must not be null");
+    }
+    long bytes = 4L * tokens * hidden;
+    checkInput(tokens < 0 ? -1 : (xHost.size() >= bytes ? tokens * hidden : -2), tokens);
+    if (yHost.size() < bytes) {
+      throw new IllegalArgumentException("GPU layer: yHost must hold [tokens=" + tokens + ", hidden=" + hidden + "] = "
+          + bytes + " bytes, got " + yHost.size());
+    }
+    float[] xin = new float[tokens * hidden];
+    xHost.buffer().order(java.nio.ByteOrder.nativeOrder()).asFloatBuffer().get(0, xin);
+    if (compute == Compute.BF16) {
+      LayerNumerics.bf16InPlace(xin, 0, xin.length);
+    }
+    Router.Routed r = route(xin, tokens);
+    if (tokens > 0) {
+      synchronized (this) {
+        ensureOpen();
+        Cuda.setDevice(device);
+        try (DeviceBuffer xd = work.allocate(bytes, "x fp32"); DeviceBuffer yd = work.allocate(bytes, "y")) {
+          xd.copyFromAsync(xHost, 0, 0, bytes, stream);
+          run(xd, tokens, r, yd);
+          yd.copyToAsync(yHost, 0, 0, bytes, stream);
+          stream.synchronize();
+        }
+      }
+    }
+    return new MoeLayer.Output(tokens, hidden, topK, null, r.ids(), r.weights());
+  }
+
+  /**
+   * The device-resident entry point (zero-copy Spark use, benchmarks): routes on the device
+   * ({@code org.moespark.ops.RoutingGpu} on logits from a bf16 tensor-core GEMM) and runs the layer on
+   * {@code x}, writing {@code y}. Only the routing ({@code [tokens, topK]} ids and weights) travels to the
+   * host, once (the permute needs the per-expert counts there). Returns after y is complete.
+   *
+   * <p>Routing differs from {@link #forward(float[], int)} (the CPU router) only where the logits do:
+   * they are computed from bf16 x and bf16 router weights with fp32 accumulation in another order, so
+   * near-tied experts can swap, and with {@link Compute#FP32} the bf16 rounding of x and the router
+   * weights moves logits by about 2^-9 relative. RoutingGpu ranks a NaN logit like -inf (the CPU router
+   * ranks it first and poisons the token); a NaN row still gives a NaN output row.
+   *
+   * @param x device fp32 {@code [tokens, H]} on this layer's device, complete (synchronized) before the call
+   * @param y device fp32 {@code [tokens, H]}, overwritten
+   * @return the routing; {@code y} of the record is null (the output is in {@code y})
+   */
+  public MoeLayer.Output forwardDevice(DeviceBuffer x, int tokens, DeviceBuffer y) {
+    if (tokens < 0) {
+      throw new IllegalArgumentException("tokens must be >= 0, got " + tokens);
+    }
+    long n = (long) tokens * hidden;
+    if (x == null || x.size() < 4 * n) {
+      throw new IllegalArgumentException("x must be a device buffer of [tokens=" + tokens + ", hidden=" + hidden
+          + "] fp32 = " + 4 * n + " bytes, got " + (x == null ? "null" : x.size() + " bytes"));
+    }
+    if (y == null || y.size() < 4 * n) {
+      throw new IllegalArgumentException("y must be a device buffer of [tokens=" + tokens + ", hidden=" + hidden
+          + "] fp32 = " + 4 * n + " bytes, got " + (y == null ? "null" : y.size() + " bytes"));
+    }
+    if ((long) tokens * topK > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("tokens·topK = " + (long) tokens * topK + " exceeds a Java array");
+    }
+    if (tokens == 0) {
+      return new MoeLayer.Output(0, hidden, topK, null, new int[0], new float[0]);
+    }
+    boolean bf16 = compute == Compute.BF16;
+    RouterSpec rs = router.spec();
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      try (DeviceBuffer xb = work.allocate(2 * n, "x bf16");
+          DeviceBuffer logits = work.allocate(4L * tokens * numExperts, "router logits")) {
+        FormatsGpu.bf16Encode(x, xb, n, stream);
+        GroupedGemm.gemm(work, xb, hidden, new int[] {0, tokens}, routerWeight, hidden, numExperts, hidden, routerBias,
+            GroupedGemm.Epilogue.STORE_F32, false, null, logits, numExperts);
+        // bf16 models round the logits once (after the bias), except DeepSeek's fp32 router: as Router.route
+        boolean bf16Logits = bf16 && rs.kind() != RouterSpec.Kind.SIGMOID_GROUPED_TOPK;
+        RoutingGpu.LogitsType type = bf16Logits ? RoutingGpu.LogitsType.BF16 : RoutingGpu.LogitsType.F32;
+        RoutingGpu.DeviceResult rr;
+        try (DeviceBuffer lb = bf16Logits ? work.allocate(2L * tokens * numExperts, "router logits bf16") : null) {
+          if (lb != null) {
+            FormatsGpu.bf16Encode(logits, lb, (long) tokens * numExperts, stream);
+          }
+          DeviceBuffer lg = lb != null ? lb : logits;
+          rr = switch (rs.kind()) {
+            case SOFTMAX_TOPK -> RoutingGpu.softmaxTopK(work, lg, type, tokens, numExperts, topK, rs.normTopK());
+            case TOPK_SOFTMAX -> RoutingGpu.topKSoftmax(work, lg, type, tokens, numExperts, topK);
+            case SIGMOID_GROUPED_TOPK -> RoutingGpu.sigmoidGroupedTopK(work, lg, type, tokens, numExperts, topK,
+                correctionBias, rs.nGroup(), rs.topkGroup(), rs.normTopK(), rs.routedScalingFactor(),
+                Routing.GroupMask.NEG_INF);
+          };
+        }
+        try (rr) {
+          if (bf16 && rs.weightsInModelDtype()) {
+            try (DeviceBuffer wb = work.allocate(2L * tokens * topK, "routing weights bf16")) {
+              FormatsGpu.bf16Encode(rr.weights(), wb, (long) tokens * topK, stream);
+              FormatsGpu.bf16Decode(wb, rr.weights(), (long) tokens * topK, stream);
+            }
+          }
+          int[] ids = rr.ids().toInts(tokens * topK);
+          float[] w = rr.weights().toFloats(tokens * topK);
+          runRouted(x, xb, tokens, ids, rr.ids(), rr.weights(), null, y);
+          stream.synchronize();
+          return new MoeLayer.Output(tokens, hidden, topK, null, ids, w);
+        }
+      }
+    }
+  }
+
+  /**
+   * The expert stage for a given routing, TensorRT {@code IMoELayer}'s interface (hidden states, selected
+   * experts, scores; moe-ops-semantics §11): {@code y[t] = Σ_j scores[t][j] · Expert_{ids[t][j]}(x'[t])}
+   * (plus the shared expert where the block has one), no router, no renormalisation; the same order and
+   * roundings as {@link ExpertMixture}. Static FP8 as in {@link ExpertFfn#create}: {@code x' = DQ(Q(x,
+   * inputScale))} (on the host) and the activation {@code DQ(Q(a, mulScales[e]))} (in the GEMM epilogue).
+   *
+   * <p>Difference from TensorRT: a token must not list the same expert twice (the permute's maps hold
+   * one row per (token, expert)); TensorRT computes each duplicate slot.
+   *
+   * @param ids {@code [tokens, topK]} distinct expert ids per token
+   * @param scores {@code [tokens, topK]} weights of the slots
+   * @param inputScale the input's FP8 scale, or NaN for none
+   * @param mulScales {@code [E]} per-expert activation FP8 scales, or null for none
+   * @return y fp32 {@code [tokens, H]}
+   */
+  public float[] forwardRouted(float[] x, int tokens, int[] ids, float[] scores, float inputScale, float[] mulScales) {
+    checkInput(x == null ? -1 : x.length, tokens);
+    long slots = (long) tokens * topK;
+    if (ids == null || ids.length != slots) {
+      throw new IllegalArgumentException("ids must be [tokens=" + tokens + ", topK=" + topK + "] = " + slots
+          + " ints, got " + (ids == null ? "null" : ids.length));
+    }
+    if (scores == null || scores.length != slots) {
+      throw new IllegalArgumentException("scores must be [tokens=" + tokens + ", topK=" + topK + "] = " + slots
+          + " floats, got " + (scores == null ? "null" : scores.length));
+    }
+    for (int t = 0; t < tokens; t++) {
+      for (int j = 0; j < topK; j++) {
+        int id = ids[t * topK + j];
+        if (id < 0 || id >= numExperts) {
+          throw new IllegalArgumentException("ids[token " + t + "][slot " + j + "] = " + id
+              + " is not an expert id in [0, " + numExperts + ")");
+        }
+        for (int q = 0; q < j; q++) {
+          if (ids[t * topK + q] == id) {
+            throw new IllegalArgumentException("ids[token " + t + "] lists expert " + id + " twice (slots " + q
+                + " and " + j + "): the GPU layer needs distinct experts per token");
+          }
+        }
+      }
+    }
+    if (!Float.isNaN(inputScale) && !(inputScale > 0 && Float.isFinite(inputScale))) {
+      throw new IllegalArgumentException("input activation scale must be finite and > 0 (or NaN for none), got "
+          + inputScale);
+    }
+    if (mulScales != null) {
+      if (mulScales.length != numExperts) {
+        throw new IllegalArgumentException("mulScales must be [E=" + numExperts + "], got " + mulScales.length);
+      }
+      for (int e = 0; e < numExperts; e++) {
+        if (!(mulScales[e] > 0 && Float.isFinite(mulScales[e]))) {
+          throw new IllegalArgumentException("mulScales[" + e + "] (fcDownActivationScale) must be finite and > 0, got "
+              + mulScales[e]);
+        }
+      }
+    }
+    float[] xin = x.clone();
+    for (int i = 0; i < xin.length; i++) {
+      float v = Float.isNaN(inputScale) ? xin[i] : LayerNumerics.fp8QuantDequant(xin[i], inputScale);
+      xin[i] = compute == Compute.BF16 ? LayerNumerics.bf16(v) : v;
+    }
+    float[] y = new float[xin.length];
+    if (tokens == 0) {
+      return y;
+    }
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      try (DeviceBuffer xd = work.upload(xin, "x fp32"); DeviceBuffer yd = work.allocate(4L * y.length, "y");
+          DeviceBuffer ms = mulScales == null ? null : work.upload(mulScales, "activation FP8 scales")) {
+        run(xd, tokens, new Router.Routed(ids.clone(), scores.clone()), ms, yd);
+        yd.copyTo(y);
+      }
+    }
+    return y;
+  }
+
+  private void checkInput(int length, int tokens) {
+    if (tokens < 0) {
+      throw new IllegalArgumentException("tokens must be >= 0, got " + tokens);
+    }
+    long expected = (long) tokens * hidden;
+    if (expected > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("[tokens=" + tokens + ", hidden=" + hidden + "] has " + expected
+          + " elements, more than a Java array holds");
+    }
+    if (length == -1) {
+      throw new IllegalArgumentException("x must not be null");
+    }
+    if (length == -2) {
+      throw new IllegalArgumentException("xHost must hold [tokens=" + tokens + ", hidden=" + hidden + "] = "
+          + 4 * expected + " bytes");
+    }
+    if (length != expected) {
+      throw new IllegalArgumentException("x must be [tokens=" + tokens + ", hidden=" + hidden + "] = " + expected
+          + " floats, got " + length);
+    }
+  }
+
+  /** The device pipeline on fp32 x already on the device, routed on the host; y fp32 [T, H]. Caller holds the lock. */
+  private void run(DeviceBuffer xd, int tokens, Router.Routed r, DeviceBuffer yd) {
+    run(xd, tokens, r, null, yd);
+  }
+
+  private void run(DeviceBuffer xd, int tokens, Router.Routed r, DeviceBuffer mulScale, DeviceBuffer yd) {
+    long n = (long) tokens * hidden;
+    try (DeviceBuffer xb = work.allocate(2 * n, "x bf16");
+        DeviceBuffer ids = work.upload(r.ids(), "topk ids");
+        DeviceBuffer w = work.upload(r.weights(), "topk weights")) {
+      FormatsGpu.bf16Encode(xd, xb, n, stream);
+      runRouted(xd, xb, tokens, r.ids(), ids, w, mulScale, yd);
+    }
+  }
+
+  /** Permute, expert FFNs, shared expert, combine: routing given on the device and its ids on the host. */
+  private void runRouted(DeviceBuffer xd, DeviceBuffer xb, int tokens, int[] hostIds, DeviceBuffer ids, DeviceBuffer w,
+      DeviceBuffer mulScale, DeviceBuffer yd) {
+    boolean bf16 = compute == Compute.BF16;
+    long n = (long) tokens * hidden;
+    int[] tpe = new int[numExperts];
+    for (int id : hostIds) {
+      tpe[id]++;
+    }
+    try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(work, ids, w, tokens, topK, numExperts, tpe, 1);
+        DeviceBuffer xp = MoePermuteGpu.permuteRows(work, maps, xb, 2L * hidden);
+        DeviceBuffer o = work.allocate((bf16 ? 2L : 4L) * maps.rows * hidden, "expert rows")) {
+      ffn(experts, xp, maps.expertRowOffsets, mulScale, o);
+      DeviceBuffer so = null;
+      try {
+        if (shared != null) {
+          so = work.allocate((bf16 ? 2L : 4L) * n, "shared rows");
+          ffn(shared, xb, new int[] {0, tokens}, so);
+        }
+        combine0(o.address(), hidden, bf16, ids.address(), w.address(), maps.rowmap.address(), topK, numExperts,
+            tokens, hidden, so == null ? 0 : so.address(), hidden, xd.address(),
+            sharedGate == null ? 0 : sharedGate.address(), bf16, yd.address(), stream.handle());
+      } finally {
+        if (so != null) {
+          so.close();
+        }
+      }
+    }
+  }
+
+  /** gate/up + activation, then down, for rows grouped by {@code offsets}; out fp32 or bf16 [R, H]. */
+  private void ffn(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer out) {
+    ffn(dw, xp, offsets, null, out);
+  }
+
+  private void ffn(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer mulScale, DeviceBuffer out) {
+    boolean bf16 = compute == Compute.BF16;
+    long rows = offsets[offsets.length - 1];
+    try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16")) {
+      GroupedGemm.gemm(work, xp, hidden, offsets, dw.gateUp, hidden, 2 * dw.ip, hidden, dw.gateUpBias,
+          GroupedGemm.Epilogue.SWIGLU, bf16, activation, mulScale, act, dw.ip);
+      GroupedGemm.gemm(work, act, dw.ip, offsets, dw.down, dw.ip, hidden, dw.ip, dw.downBias,
+          bf16 ? GroupedGemm.Epilogue.STORE_BF16 : GroupedGemm.Epilogue.STORE_F32, bf16, null, out, hidden);
+    }
+  }
+
+  /**
+   * The routed expert stage alone (benchmarks, callers with rows already permuted on the device):
+   * {@code out[r] = Expert_e(xp[r])} for the rows of each expert segment, asynchronous on {@link #stream()}.
+   *
+   * @param xp bf16 {@code [R, H]} permuted rows
+   * @param offsets host {@code [E+1]} segment offsets, {@code R = offsets[E]}
+   * @param out {@code [R, H]}: bf16 for {@link Compute#BF16}, else fp32
+   */
+  public void expertFfn(DeviceBuffer xp, int[] offsets, DeviceBuffer out) {
+    if (offsets == null || offsets.length != numExperts + 1) {
+      throw new IllegalArgumentException("GPU layer: offsets must be [" + (numExperts + 1) + "], got "
+          + (offsets == null ? "null" : offsets.length));
+    }
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      ffn(experts, xp, offsets, out);
+    }
+  }
+
+  /**
+   * A copy of routed expert {@code e}'s device weights as bf16 bits (benchmark validation): the
+   * gate/up matrix {@code [2·Ip, H]} in {@link GroupedGemm#interleaveGateUp}'s layout, or down {@code [H, Ip]}.
+   */
+  public short[] expertWeightsBf16(int e, boolean gateUp) {
+    if (e < 0 || e >= numExperts) {
+      throw new IllegalArgumentException("GPU layer: expert must be in [0, " + numExperts + "), got " + e);
+    }
+    long n = gateUp ? 2L * experts.ip * hidden : (long) hidden * experts.ip;
+    if (n > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("GPU layer: expert " + e + " weights have " + n + " values, more than an array holds");
+    }
+    synchronized (this) {
+      ensureOpen();
+      Cuda.setDevice(device);
+      return (gateUp ? experts.gateUp : experts.down).view(2 * n * e, 2 * n).toShorts((int) n);
+    }
+  }
+
+  /** Allocates scratch on the layer's stream (benchmarks); the caller closes it. */
+  public DeviceBuffer allocate(long bytes, String what) {
+    return work.allocate(bytes, what);
+  }
+
+  /** Fills {@code n} bf16 values of {@code buf} with deterministic uniform values in {@code [-scale, scale)}. */
+  public void fillRandomBf16(DeviceBuffer buf, long n, long seed, float scale) {
+    if (buf == null || n < 0 || buf.size() < 2 * n) {
+      throw new IllegalArgumentException("GPU layer: fillRandomBf16 needs " + 2 * n + " bytes, got "
+          + (buf == null ? "null" : buf.size() + " bytes"));
+    }
+    fillRandomBf16Native(buf.address(), n, seed, scale, stream.handle());
+  }
+
+  private void ensureOpen() {
+    if (closed) {
+      throw new IllegalStateException("GPU layer already closed");
+    }
+  }
+
+  /** Frees the device weights and the stream. */
+  @Override
+  public synchronized void close() {
+    if (!closed) {
+      closed = true;
+      Cuda.setDevice(device);
+      try {
+        for (DeviceWeights dw : new DeviceWeights[] {experts, shared}) {
+          if (dw != null) {
+            dw.gateUp.close();
+            dw.down.close();
+            if (dw.gateUpBias != null) {
+              dw.gateUpBias.close();
+              dw.downBias.close();
+            }
+          }
+        }
+        if (sharedGate != null) {
+          sharedGate.close();
+        }
+        for (DeviceBuffer b : new DeviceBuffer[] {routerWeight, routerBias, correctionBias}) {
+          if (b != null) {
+            b.close();
+          }
+        }
+      } finally {
+        releaseQuietly();
+      }
+    }
+  }
+
+  /** Frees everything after a failed upload; leak reports become suppressed exceptions of {@code cause}. */
+  private void releaseAfterFailure(RuntimeException cause) {
+    try {
+      releaseQuietly();
+    } catch (RuntimeException e) {
+      cause.addSuppressed(e);
+    }
+  }
+
+  private void releaseQuietly() {
+    try {
+      work.close();
+    } finally {
+      try {
+        weightsAlloc.close();
+      } finally {
+        stream.close();
+      }
+    }
+  }
+
+  private static native void combine0(long o, long ldo, boolean oBf16, long ids, long weights, long rowmap, int topK,
+      int experts, long tokens, long hidden, long shared, long lds, long x, long sharedGate, boolean bf16, long y,
+      long stream);
+
+  private static native void fillRandomBf16Native(long p, long n, long seed, float scale, long stream);
+}

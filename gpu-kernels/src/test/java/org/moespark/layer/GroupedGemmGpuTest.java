@@ -1,0 +1,309 @@
+package org.moespark.layer;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.moespark.cuda.CudaStream;
+import org.moespark.cuda.DeviceAllocator;
+import org.moespark.cuda.DeviceBuffer;
+import org.moespark.cuda.NativeLibrary;
+import org.moespark.formats.Bf16;
+import org.moespark.testing.Tolerance;
+
+/**
+ * The grouped GEMM against a naive double-precision reference written here, on bf16 values (so the
+ * products are exact and only the fp32 summation order differs): odd expert sizes (0 and 1 rows,
+ * more than one m-tile), K and N not multiples of the tiles, the element-wise and the cp.async load
+ * paths, every epilogue.
+ */
+@Tag("gpu")
+class GroupedGemmGpuTest {
+  private CudaStream stream;
+  private DeviceAllocator alloc;
+
+  @BeforeEach
+  void setUp() {
+    assumeTrue(NativeLibrary.isAvailable(), NativeLibrary.describe());
+    stream = CudaStream.create();
+    alloc = new DeviceAllocator("GroupedGemmGpuTest", stream);
+  }
+
+  @AfterEach
+  void tearDown() {
+    if (alloc != null) {
+      alloc.close();
+      stream.close();
+    }
+  }
+
+  /** bf16-representable random values. */
+  private static float[] bf16Randn(Random r, int n, double std) {
+    float[] a = new float[n];
+    for (int i = 0; i < n; i++) {
+      a[i] = Bf16.round((float) (r.nextGaussian() * std));
+    }
+    return a;
+  }
+
+  private static short[] bits(float[] a) {
+    short[] s = new short[a.length];
+    Bf16.encode(a, 0, s, 0, a.length);
+    return s;
+  }
+
+  private static float[] decode(short[] s) {
+    float[] f = new float[s.length];
+    Bf16.decode(s, 0, f, 0, s.length);
+    return f;
+  }
+
+  private static int[] offsets(int... counts) {
+    int[] o = new int[counts.length + 1];
+    for (int e = 0; e < counts.length; e++) {
+      o[e + 1] = o[e] + counts[e];
+    }
+    return o;
+  }
+
+  /** Naive: acc[r][j] = Σ_c a[r][c]·b[e][j][c] in double. */
+  private static double[] naive(float[] a, int lda, int[] offsets, float[] b, int ldb, int n, int k) {
+    int rows = offsets[offsets.length - 1];
+    double[] c = new double[rows * n];
+    for (int e = 0; e + 1 < offsets.length; e++) {
+      for (int r = offsets[e]; r < offsets[e + 1]; r++) {
+        for (int j = 0; j < n; j++) {
+          double s = 0;
+          for (int q = 0; q < k; q++) {
+            s += (double) a[r * lda + q] * b[(e * n + j) * ldb + q];
+          }
+          c[r * n + j] = s;
+        }
+      }
+    }
+    return c;
+  }
+
+  @ParameterizedTest(name = "K={0} N={1} lda={2}")
+  @CsvSource({
+      "45, 130, 45",   // K, N not multiples of anything: element-wise loads
+      "200, 136, 200", // K multiple of 8, not of 32: cp.async path with a ragged last k-tile
+      "64, 8, 72",     // lda > k, a single narrow n-tile
+      "1, 3, 1"})      // K = 1
+  void storeF32MatchesTheNaiveReference(int k, int n, int lda) {
+    Random rnd = new Random(k * 31L + n);
+    int[] off = offsets(0, 1, 300, 7, 0, 129, 128);
+    int rows = off[off.length - 1];
+    int experts = off.length - 1;
+    int ldb = k;
+    float[] a = bf16Randn(rnd, rows * lda, 1.0);
+    float[] b = bf16Randn(rnd, experts * n * ldb, 0.5);
+    float[] bias = bf16Randn(rnd, experts * n, 1.0);
+    double[] ref = naive(a, lda, off, b, ldb, n, k);
+    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+        DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
+        DeviceBuffer c2 = alloc.allocate(4L * rows * n, "c2")) {
+      GroupedGemm.gemm(alloc, da, lda, off, db, ldb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
+      float[] got = c.toFloats(rows * n);
+      Tolerance.FP32.assertClose(got, toFloat(ref), "grouped GEMM fp32 K=" + k + " N=" + n);
+      // same call again: same bits (no order-dependent reductions)
+      GroupedGemm.gemm(alloc, da, lda, off, db, ldb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c2, n);
+      Tolerance.assertBitEqual(c2.toFloats(rows * n), got, "deterministic");
+      // with a bias
+      GroupedGemm.gemm(alloc, da, lda, off, db, ldb, n, k, dbias, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
+      double[] refBias = ref.clone();
+      for (int e = 0; e < experts; e++) {
+        for (int r = off[e]; r < off[e + 1]; r++) {
+          for (int j = 0; j < n; j++) {
+            refBias[r * n + j] += bias[e * n + j];
+          }
+        }
+      }
+      Tolerance.FP32.assertClose(c.toFloats(rows * n), toFloat(refBias), "grouped GEMM fp32 + bias");
+    }
+  }
+
+  @Test
+  void bothKernelVariantsGiveTheSameBits() {
+    Random rnd = new Random(17);
+    int k = 136;
+    int n = 272; // SWIGLU: 2·136
+    int[] off = offsets(1, 0, 257, 64);
+    int rows = off[4];
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, 4 * n * k, 0.3);
+    int before = GroupedGemm.variant();
+    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+        DeviceBuffer c = alloc.allocate(4L * rows * n, "c")) {
+      for (GroupedGemm.Epilogue ep : GroupedGemm.Epilogue.values()) {
+        GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.GPT_OSS : null;
+        long ldc = ep == GroupedGemm.Epilogue.SWIGLU ? n / 2 : n;
+        float[][] got = new float[2][];
+        for (int v = 1; v <= 2; v++) {
+          GroupedGemm.setVariant(v);
+          c.fill(0, stream);
+          GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, ep, true, act, c, ldc);
+          got[v - 1] = c.toFloats(rows * n);
+        }
+        Tolerance.assertBitEqual(got[1], got[0], "variant 2 vs variant 1, " + ep);
+      }
+      GroupedGemm.setVariant(2);
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
+      Tolerance.FP32.assertClose(c.toFloats(rows * n), toFloat(naive(a, k, off, b, k, n, k)), "variant 2 fp32");
+    } finally {
+      GroupedGemm.setVariant(before);
+    }
+  }
+
+  /**
+   * The wgmma kernel (variant 3) against the naive reference for every epilogue, on shapes that take
+   * its path (K, lda multiples of 8; K not a multiple of its 64-wide k-tile; ragged N and experts).
+   */
+  @ParameterizedTest(name = "K={0} N={1}")
+  @Tag("wgmma") // run in its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
+  @CsvSource({"200, 144", "64, 384", "4096, 256"})
+  void wgmmaVariantMatchesTheNaiveReference(int k, int n) {
+    Random rnd = new Random(k + 7L * n);
+    int[] off = offsets(1, 0, 257, 64, 130);
+    int rows = off[off.length - 1];
+    int experts = off.length - 1;
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, experts * n * k, 1.0 / Math.sqrt(k));
+    float[] bias = bf16Randn(rnd, experts * n, 1.0);
+    double[] ref = naive(a, k, off, b, k, n, k);
+    int before = GroupedGemm.variant();
+    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+        DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
+        DeviceBuffer c1 = alloc.allocate(4L * rows * n, "c1")) {
+      GroupedGemm.setVariant(3);
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
+      float[] got = c.toFloats(rows * n);
+      Tolerance.FP32.assertClose(got, toFloat(ref), "wgmma fp32 K=" + k + " N=" + n);
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c1, n);
+      Tolerance.assertBitEqual(c1.toFloats(rows * n), got, "wgmma deterministic");
+      // SwiGLU epilogue (n = 2·Ip with the interleaved layout is just a B with n rows here) vs variant 1
+      float[][] act = new float[2][];
+      for (int v : new int[] {1, 3}) {
+        GroupedGemm.setVariant(v);
+        c.fill(0, stream);
+        GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, dbias, GroupedGemm.Epilogue.SWIGLU, true,
+            GatedActivation.GPT_OSS, c, n / 2);
+        act[v == 1 ? 0 : 1] = decode(c.toShorts(rows * n / 2));
+      }
+      Tolerance.BF16.assertClose(act[1], act[0], "wgmma SwiGLU vs variant 1");
+    } finally {
+      GroupedGemm.setVariant(before);
+    }
+  }
+
+  @Test
+  void storeBf16RoundsTheAccumulator() {
+    Random rnd = new Random(3);
+    int k = 96;
+    int n = 40;
+    int[] off = offsets(5, 0, 131);
+    int rows = off[3];
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, 3 * n * k, 0.3);
+    double[] ref = naive(a, k, off, b, k, n, k);
+    float[] exp = new float[ref.length];
+    for (int i = 0; i < ref.length; i++) {
+      exp[i] = Bf16.round((float) ref[i]);
+    }
+    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+        DeviceBuffer c = alloc.allocate(2L * rows * n, "c")) {
+      GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_BF16, true, null, c, n);
+      Tolerance.BF16.assertClose(decode(c.toShorts(rows * n)), exp, "grouped GEMM bf16 out");
+    }
+  }
+
+  @ParameterizedTest(name = "inter={0} hidden={1} gptOss={2}")
+  @CsvSource({"24, 32, false", "11, 45, false", "40, 64, true", "136, 24, true"})
+  void swigluEpilogueMatchesTheNaiveExpert(int inter, int hidden, boolean gptOss) {
+    Random rnd = new Random(inter * 7L + hidden);
+    int[] counts = {1, 0, 140, 3};
+    int[] off = offsets(counts);
+    int rows = off[4];
+    int ip = GroupedGemm.pad8(inter);
+    GatedActivation act = gptOss ? GatedActivation.GPT_OSS : GatedActivation.SWIGLU;
+    float[] x = bf16Randn(rnd, rows * hidden, 1.0);
+    short[] gu = new short[4 * 2 * ip * hidden];
+    float[] biasAll = new float[4 * 2 * ip];
+    float[][] gates = new float[4][];
+    float[][] ups = new float[4][];
+    float[][] gb = new float[4][];
+    float[][] ub = new float[4][];
+    for (int e = 0; e < 4; e++) {
+      gates[e] = bf16Randn(rnd, inter * hidden, 0.4);
+      ups[e] = bf16Randn(rnd, inter * hidden, 0.4);
+      gb[e] = gptOss ? bf16Randn(rnd, inter, 0.5) : null;
+      ub[e] = gptOss ? bf16Randn(rnd, inter, 0.5) : null;
+      System.arraycopy(GroupedGemm.interleaveGateUp(gates[e], ups[e], inter, hidden), 0, gu, e * 2 * ip * hidden,
+          2 * ip * hidden);
+      System.arraycopy(GroupedGemm.interleaveBias(gb[e], ub[e], inter), 0, biasAll, e * 2 * ip, 2 * ip);
+    }
+    // naive expected activations (fp32 activation of double sums, padding columns 0)
+    float[] exp = new float[rows * ip];
+    for (int e = 0; e < 4; e++) {
+      for (int r = off[e]; r < off[e + 1]; r++) {
+        for (int i = 0; i < inter; i++) {
+          double g = gb[e] == null ? 0 : gb[e][i];
+          double u = ub[e] == null ? 0 : ub[e][i];
+          for (int c = 0; c < hidden; c++) {
+            g += (double) x[r * hidden + c] * gates[e][i * hidden + c];
+            u += (double) x[r * hidden + c] * ups[e][i * hidden + c];
+          }
+          double gc = Math.min(g, act.limit());
+          double uc = Math.max(-act.limit(), Math.min(u, act.limit()));
+          exp[r * ip + i] = (float) (gc / (1 + Math.exp(-act.alpha() * gc)) * (uc + act.beta()));
+        }
+      }
+    }
+    try (DeviceBuffer dx = alloc.upload(bits(x), "x"); DeviceBuffer dw = alloc.upload(gu, "gate/up");
+        DeviceBuffer db = alloc.upload(biasAll, "bias"); DeviceBuffer out = alloc.allocate(2L * rows * ip, "act")) {
+      out.fill(0x7f, stream); // garbage: every column, padding included, must be written
+      for (boolean roundBf16 : new boolean[] {false, true}) {
+        GroupedGemm.gemm(alloc, dx, hidden, off, dw, hidden, 2 * ip, hidden, gptOss ? db : null,
+            GroupedGemm.Epilogue.SWIGLU, roundBf16, act, out, ip);
+        float[] got = decode(out.toShorts(rows * ip));
+        Tolerance.BF16.assertClose(got, exp, "SwiGLU epilogue inter=" + inter + " bf16=" + roundBf16);
+        for (int r = 0; r < rows; r++) {
+          for (int i = inter; i < ip; i++) {
+            assertTrue(got[r * ip + i] == 0f, "padding column " + i + " of row " + r + " is " + got[r * ip + i]);
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void buffersTooSmallAreRejectedNamingTheTensor() {
+    try (DeviceBuffer a = alloc.allocate(2 * 10 * 16, "a"); DeviceBuffer b = alloc.allocate(2 * 16 * 16, "b");
+        DeviceBuffer c = alloc.allocate(4 * 10 * 15, "c")) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.gemm(alloc, a, 16,
+          new int[] {0, 10}, b, 16, 16, 16, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, 16));
+      assertTrue(e.getMessage().contains("C [R=10, ldc=16]") && e.getMessage().contains("640 bytes"), e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.gemm(alloc, a, 16, new int[] {0, 10}, b, 16,
+          16, 17, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, 16));
+      assertTrue(e.getMessage().contains("lda must be >= k = 17, got 16"), e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.gemm(alloc, a, 16, new int[] {0, 10}, b, 16,
+          12, 16, null, GroupedGemm.Epilogue.SWIGLU, false, GatedActivation.SWIGLU, c, 8));
+      assertTrue(e.getMessage().contains("multiple of 16, got 12"), e.getMessage());
+    }
+  }
+
+  private static float[] toFloat(double[] d) {
+    float[] f = new float[d.length];
+    for (int i = 0; i < d.length; i++) {
+      f[i] = (float) d[i];
+    }
+    return f;
+  }
+}
