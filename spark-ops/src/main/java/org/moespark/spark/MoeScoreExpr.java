@@ -8,8 +8,8 @@ import java.util.Objects;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.analysis.TypeCheckResult;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.Unevaluable;
 import org.apache.spark.sql.catalyst.expressions.codegen.CodegenContext;
-import org.apache.spark.sql.catalyst.expressions.codegen.CodegenFallback;
 import org.apache.spark.sql.catalyst.expressions.codegen.ExprCode;
 import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.sql.catalyst.util.MapData;
@@ -24,7 +24,6 @@ import org.apache.spark.sql.types.MapType;
 import org.apache.spark.sql.types.StringType;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.unsafe.types.UTF8String;
 import scala.collection.immutable.IndexedSeq;
 import scala.collection.immutable.Seq;
 
@@ -32,8 +31,9 @@ import scala.collection.immutable.Seq;
  * The call {@code moe_score(embedding, 'model-uri', layer [, options])} (or {@code moe_score_routed}).
  *
  * <p>It is only a marker in the plan: {@link ExtractMoeScore} moves every call into a {@link MoeEval} node
- * that {@link MoeStrategy} plans as the batched {@link MoeScoreExec}. {@link #eval} throws, so a call the
- * rule did not extract fails loudly instead of running row at a time.
+ * that {@link MoeStrategy} plans as the batched {@link MoeScoreExec}. It is {@link Unevaluable} (as Spark's
+ * {@code PythonUDF}): {@link #eval} and code generation throw, so a call the rule did not extract fails
+ * loudly instead of running row at a time, and the optimizer never folds it on the driver.
  *
  * <p>Arguments: {@code embedding} is {@code array<float>}, {@code array<double>} (cast to fp32) or
  * {@code binary} (little-endian fp32, 4·hidden bytes); {@code model-uri} a constant string (see
@@ -44,7 +44,7 @@ import scala.collection.immutable.Seq;
  * {@code moe_score_routed} → {@code struct<output: array<float>, topk_ids: array<int>,
  * topk_weights: array<float>>}. Null for a bad row under {@code badRows=null}.
  */
-public final class MoeScoreExpr extends Expression implements CodegenFallback, Serializable {
+public final class MoeScoreExpr extends Expression implements Unevaluable, Serializable {
   private static final long serialVersionUID = 1L;
 
   public static final String NAME = "moe_score";
@@ -164,7 +164,11 @@ public final class MoeScoreExpr extends Expression implements CodegenFallback, S
 
   @Override
   public Object eval(InternalRow row) {
-    throw new IllegalStateException(prettyName() + " was about to be evaluated one row at a time (" + sql()
+    throw rowWise();
+  }
+
+  private IllegalStateException rowWise() {
+    return new IllegalStateException(prettyName() + " was about to be evaluated one row at a time (" + sql()
         + "). It must be planned by the batched operator: install the extension with "
         + "spark.sql.extensions=org.moespark.spark.MoeExtensions or MoeExtensions.install(spark); if it is "
         + "installed, this plan shape is not supported yet (please report it)");
@@ -172,7 +176,7 @@ public final class MoeScoreExpr extends Expression implements CodegenFallback, S
 
   @Override
   public ExprCode doGenCode(CodegenContext ctx, ExprCode ev) {
-    return CodegenFallback.super.doGenCode(ctx, ev);
+    throw rowWise();
   }
 
   @Override
@@ -232,9 +236,5 @@ public final class MoeScoreExpr extends Expression implements CodegenFallback, S
   @Override
   public int hashCode() {
     return Objects.hash(args, routed);
-  }
-
-  static UTF8String utf8(String s) {
-    return UTF8String.fromString(s);
   }
 }
