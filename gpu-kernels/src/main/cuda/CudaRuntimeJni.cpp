@@ -140,6 +140,19 @@ JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_deviceSynchronize0(JNIEnv* en
   JNI_CATCH(env, )
 }
 
+// Keeps freed stream-ordered memory in the device's default pool instead of returning it to the
+// driver at every synchronization (the default threshold 0 makes every cudaMallocAsync after a sync
+// map memory again: hundreds of microseconds for large buffers).
+JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_retainPoolMemory0(JNIEnv* env, jclass, jint device) {
+  JNI_TRY {
+    cudaMemPool_t pool = nullptr;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t threshold = UINT64_MAX;
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  JNI_CATCH(env, )
+}
+
 JNIEXPORT jlong JNICALL Java_org_moespark_cuda_Cuda_mallocAsync0(JNIEnv* env, jclass, jlong bytes, jlong s) {
   JNI_TRY {
     void* p = nullptr;

@@ -90,6 +90,7 @@ public final class Cuda {
   static void streamDestroy(long s) { streamDestroy0(s); }
   static void streamSynchronize(long s) { streamSynchronize0(s); }
   static long mallocAsync(long bytes, long s) { return mallocAsync0(bytes, s); }
+  static void retainPoolMemory(int device) { retainPoolMemory0(device); }
   static void freeAsync(long p, long s) { freeAsync0(p, s); }
   static long mallocHost(long bytes) { return mallocHost0(bytes); }
   static void freeHost(long p) { freeHost0(p); }
@@ -116,6 +117,7 @@ public final class Cuda {
   private static native void streamDestroy0(long s);
   private static native void streamSynchronize0(long s);
   private static native long mallocAsync0(long bytes, long s);
+  private static native void retainPoolMemory0(int device);
   private static native void freeAsync0(long p, long s);
   private static native long mallocHost0(long bytes);
   private static native void freeHost0(long p);

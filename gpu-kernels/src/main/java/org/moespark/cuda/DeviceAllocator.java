@@ -24,7 +24,16 @@ public final class DeviceAllocator implements AutoCloseable {
     NativeLibrary.requireAvailable();
     this.name = name;
     this.stream = stream;
+    int device = Cuda.currentDevice();
+    synchronized (POOLS_CONFIGURED) {
+      if (POOLS_CONFIGURED.add(device)) {
+        Cuda.retainPoolMemory(device);
+      }
+    }
   }
+
+  /** Devices whose default memory pool already keeps freed memory (configured once per process). */
+  private static final java.util.Set<Integer> POOLS_CONFIGURED = new java.util.HashSet<>();
 
   public CudaStream stream() {
     return stream;

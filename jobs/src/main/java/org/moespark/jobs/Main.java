@@ -32,6 +32,8 @@ public final class Main {
 
   static {
     COMMANDS.put("version", new VersionCommand());
+    COMMANDS.put("layer", new LayerCommand());
+    COMMANDS.put("bench", new BenchCommand());
   }
 
   private Main() {}
