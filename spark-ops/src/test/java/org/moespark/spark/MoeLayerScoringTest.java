@@ -126,6 +126,11 @@ class MoeLayerScoringTest {
         + df.queryExecution().executedPlan());
     assertEquals(2L * N, Fixtures.metric(e, "numTokens"), "two calls");
     assertEquals(Fixtures.metric(e, "numBatches"), Fixtures.metric(e, "numCpuBatches"));
+    assertEquals(0, Fixtures.metric(e, "numGpuBatches"));
+    assertTrue(Fixtures.metric(e, "computeTime") > 0, "compute time recorded");
+    assertEquals(0, Fixtures.metric(e, "hostToDeviceTime"), "CPU backend: no transfers");
+    assertEquals(0, Fixtures.metric(e, "deviceToHostTime"), "CPU backend: no transfers");
+    assertEquals(2L * N, Fixtures.metric(e, "numInputRows") + Fixtures.metric(e, "numOutputRows"));
   }
 
   @Test
