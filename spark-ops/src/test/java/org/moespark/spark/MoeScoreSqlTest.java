@@ -87,6 +87,29 @@ class MoeScoreSqlTest {
   }
 
   @Test
+  void modelShippedWithAddFileIsFoundBySparkFilesName() {
+    // same config (and so the same test scorer) as Fixtures.model(), under another name
+    java.nio.file.Path dir = TestLoader.write(SparkTestSession.tmp().resolve("shipped").resolve("model-shipped"),
+        Fixtures.HIDDEN, Fixtures.EXPERTS, Fixtures.TOPK, 42, false);
+    spark.sparkContext().addFile(dir.toString(), true);
+    Dataset<Row> df = spark.sql("SELECT id, moe_score(emb, 'model-shipped', 1) AS y FROM emb_pq");
+    assertScores(df.collectAsList(), 0, 1);
+  }
+
+  @Test
+  void installOnAnExtendedSessionIsANoOp() {
+    var cs = (org.apache.spark.sql.classic.SparkSession) spark;
+    assertTrue(MoeExtensions.isInstalled(spark));
+    int rules = cs.experimental().extraOptimizations().size();
+    int strategies = cs.experimental().extraStrategies().size();
+    MoeExtensions.install(spark);
+    MoeExtensions.install(spark);
+    assertEquals(rules, cs.experimental().extraOptimizations().size());
+    assertEquals(strategies, cs.experimental().extraStrategies().size());
+    assertThrows(IllegalArgumentException.class, () -> MoeExtensions.install(null));
+  }
+
+  @Test
   void dataFrameApiEqualsSql() {
     Dataset<Row> df = Fixtures.parquet(spark).select(org.apache.spark.sql.functions.col("id"),
         org.apache.spark.sql.functions.call_function("moe_score", org.apache.spark.sql.functions.col("emb"),
