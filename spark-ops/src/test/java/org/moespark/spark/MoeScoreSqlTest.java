@@ -56,6 +56,19 @@ class MoeScoreSqlTest {
   }
 
   @Test
+  void offHeapParquetVectors() {
+    spark.conf().set("spark.sql.columnVector.offheap.enabled", "true");
+    try {
+      Dataset<Row> df = spark.read().parquet(SparkTestSession.tmp().resolve("emb.parquet").toString())
+          .selectExpr("id", "moe_score(emb, '" + Fixtures.modelUri() + "', 1)");
+      assertScores(df.collectAsList(), 0, 1);
+      assertTrue(Fixtures.exec(df).child() instanceof FileSourceScanExec);
+    } finally {
+      spark.conf().unset("spark.sql.columnVector.offheap.enabled");
+    }
+  }
+
+  @Test
   void rowInputGoesThroughRowToColumnar() {
     Dataset<Row> df = spark.sql("SELECT id, moe_score(emb, '" + Fixtures.modelUri() + "', 1) AS y FROM emb_rows");
     assertScores(df.collectAsList(), 0, 1);
