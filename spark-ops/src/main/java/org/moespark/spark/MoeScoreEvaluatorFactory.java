@@ -261,8 +261,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         }
       }
       if (badRows > 0) {
-        LOG.warn("moe_score: partition {}: {} bad input rows ({} rows skipped, {} results nulled); first: {}", partition,
-            badRows, skipped, nulled, firstBad);
+        LOG.warn("moe_score: partition {}: {} bad inputs, counted per call ({} rows skipped, {} results nulled); "
+            + "first: {}", partition, badRows, skipped, nulled, firstBad);
       }
     }
   }

@@ -93,6 +93,11 @@ final class Fixtures {
   static List<SparkPlan> nodes(SparkPlan p) {
     List<SparkPlan> out = new ArrayList<>();
     out.add(p);
+    if (p instanceof org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec a) {
+      out.addAll(nodes(a.executedPlan())); // AQE: the current (after an action: final) plan
+    } else if (p instanceof org.apache.spark.sql.execution.adaptive.QueryStageExec q) {
+      out.addAll(nodes(q.plan()));
+    }
     for (SparkPlan c : Scala.list(p.children())) {
       out.addAll(nodes(c));
     }

@@ -97,6 +97,8 @@ class MoeScoreSqlTest {
     assertEquals(1, Fixtures.assertBatchedOnly(df));
     String explain = df.queryExecution().explainString(org.apache.spark.sql.execution.SimpleMode$.MODULE$);
     assertTrue(explain.contains("MoeScoreExec"), explain);
+    assertFalse(explain.contains("!MoeScoreExec"), "no missing input flagged:\n" + explain);
+    assertTrue(Fixtures.exec(df).missingInput().isEmpty());
   }
 
   @Test
