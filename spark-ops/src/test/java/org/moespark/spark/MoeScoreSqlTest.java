@@ -69,6 +69,17 @@ class MoeScoreSqlTest {
   }
 
   @Test
+  void modelIsLoadedOncePerJvm() {
+    String sql = "SELECT id, moe_score(emb, '" + Fixtures.modelUri() + "', 1) AS y FROM emb_pq";
+    spark.sql(sql).collectAsList(); // loaded here or by an earlier test
+    int loads = TestLoader.LOADS.get();
+    Dataset<Row> again = spark.sql(sql);
+    assertScores(again.collectAsList(), 0, 1);
+    assertEquals(loads, TestLoader.LOADS.get(), "cached: no second load");
+    assertEquals(0, Fixtures.metric(Fixtures.exec(again), "modelLoadTime"));
+  }
+
+  @Test
   void rowInputGoesThroughRowToColumnar() {
     Dataset<Row> df = spark.sql("SELECT id, moe_score(emb, '" + Fixtures.modelUri() + "', 1) AS y FROM emb_rows");
     assertScores(df.collectAsList(), 0, 1);
