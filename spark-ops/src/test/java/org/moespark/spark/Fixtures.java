@@ -68,6 +68,12 @@ final class Fixtures {
     return spark.read().parquet(parquet.toString());
   }
 
+  /** Where {@link #parquet} wrote the table (written on first use). */
+  static synchronized Path parquetPath() {
+    parquet(SparkTestSession.get());
+    return parquet;
+  }
+
   static Float[] boxed(float[] x) {
     Float[] b = new Float[x.length];
     for (int i = 0; i < x.length; i++) {

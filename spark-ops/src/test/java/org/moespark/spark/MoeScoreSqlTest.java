@@ -59,7 +59,7 @@ class MoeScoreSqlTest {
   void offHeapParquetVectors() {
     spark.conf().set("spark.sql.columnVector.offheap.enabled", "true");
     try {
-      Dataset<Row> df = spark.read().parquet(SparkTestSession.tmp().resolve("emb.parquet").toString())
+      Dataset<Row> df = spark.read().parquet(Fixtures.parquetPath().toString())
           .selectExpr("id", "moe_score(emb, '" + Fixtures.modelUri() + "', 1)");
       assertScores(df.collectAsList(), 0, 1);
       assertTrue(Fixtures.exec(df).child() instanceof FileSourceScanExec);
