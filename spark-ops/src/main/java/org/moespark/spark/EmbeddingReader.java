@@ -45,7 +45,9 @@ final class EmbeddingReader {
           ColumnarArray a = col.getArray(r);
           len = a.numElements();
           if (len != hidden) {
-            return describeLength(len, hidden, kind);
+            boolean f = kind == CallPlan.InputKind.FLOAT_ARRAY;
+            return describeLength(len, hidden, kind,
+                i -> a.isNullAt(i) ? "null" : f ? String.valueOf(a.getFloat(i)) : String.valueOf(a.getDouble(i)));
           }
           for (int i = 0; i < len; i++) {
             if (a.isNullAt(i)) {
@@ -56,7 +58,11 @@ final class EmbeddingReader {
           return checkFinite(x, at, hidden, null);
         }
         if (len != hidden) {
-          return describeLength(len, hidden, kind);
+          boolean f = kind == CallPlan.InputKind.FLOAT_ARRAY;
+          ColumnVector d = data;
+          int o = off;
+          return describeLength(len, hidden, kind, i -> d.isNullAt(o + i) ? "null"
+              : f ? String.valueOf(d.getFloat(o + i)) : String.valueOf(d.getDouble(o + i)));
         }
         if (data.hasNull()) {
           for (int i = 0; i < len; i++) {
@@ -90,9 +96,19 @@ final class EmbeddingReader {
     return checkFinite(x, at, hidden, null);
   }
 
-  private static String describeLength(int len, int hidden, CallPlan.InputKind kind) {
-    return (kind == CallPlan.InputKind.FLOAT_ARRAY ? "array<float>" : "array<double>") + " of length " + len
-        + ", expected hidden_size " + hidden;
+  private static String describeLength(int len, int hidden, CallPlan.InputKind kind,
+      java.util.function.IntFunction<String> element) {
+    StringBuilder sb = new StringBuilder(kind == CallPlan.InputKind.FLOAT_ARRAY ? "array<float>" : "array<double>")
+        .append(" of length ").append(len).append(", expected hidden_size ").append(hidden);
+    if (len > 0) {
+      sb.append("; first values [");
+      int k = Math.min(len, 4);
+      for (int i = 0; i < k; i++) {
+        sb.append(i == 0 ? "" : ", ").append(element.apply(i));
+      }
+      sb.append(len > k ? ", ...]" : "]");
+    }
+    return sb.toString();
   }
 
   private static String checkFinite(float[] x, int at, int hidden, String note) {

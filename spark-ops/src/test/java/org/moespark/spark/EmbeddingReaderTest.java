@@ -65,7 +65,8 @@ class EmbeddingReaderTest {
     assertNull(read(v, kind, 2, x), label);
     Tolerance.assertBitEqual(java.util.Arrays.copyOfRange(x, H, 2 * H), ROW2, label + " row 2");
     assertEquals("the embedding is null", read(v, kind, 1, x), label);
-    assertEquals("array<float> of length 3, expected hidden_size 4", read(v, kind, 3, x), label);
+    assertEquals("array<float> of length 3, expected hidden_size 4; first values [1.0, 2.0, 3.0]",
+        read(v, kind, 3, x), label);
     String nan = read(v, kind, 4, x);
     assertTrue(nan.startsWith("element 1 is NaN; first values [0.0, NaN, 0.0, 0.0]"), label + ": " + nan);
     String inf = read(v, kind, 5, x);
