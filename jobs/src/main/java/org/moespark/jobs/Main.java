@@ -32,6 +32,7 @@ public final class Main {
 
   static {
     COMMANDS.put("version", new VersionCommand());
+    COMMANDS.put("gen", new GenCommand());
   }
 
   private Main() {}
