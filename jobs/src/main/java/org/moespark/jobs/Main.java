@@ -33,6 +33,7 @@ public final class Main {
   static {
     COMMANDS.put("version", new VersionCommand());
     COMMANDS.put("gen", new GenCommand());
+    COMMANDS.put("stats", new StatsCommand());
   }
 
   private Main() {}
