@@ -2,6 +2,7 @@
 // Java has checked shapes and sizes; this layer validates the routemap on the device (ids and
 // duplicates), launches, and maps errors to Java exceptions.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "jni_util.hpp"
@@ -13,6 +14,26 @@ using namespace moespark;
 extern "C" {
 
 namespace {
+
+// A per-thread page-locked buffer for small device→host readbacks (kept for the thread's lifetime).
+int32_t* pinned_scratch(size_t bytes) {
+  struct Scratch {
+    void* p = nullptr;
+    size_t size = 0;
+    ~Scratch() {
+      if (p != nullptr) cudaFreeHost(p);
+    }
+  };
+  thread_local Scratch scratch;
+  if (scratch.size < bytes) {
+    if (scratch.p != nullptr) cudaFreeHost(scratch.p);
+    scratch.p = nullptr;
+    scratch.size = 0;
+    CUDA_CHECK(cudaMallocHost(&scratch.p, bytes));
+    scratch.size = bytes;
+  }
+  return static_cast<int32_t*>(scratch.p);
+}
 
 PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, jint experts, jlong expert_base,
                           jlong block_counts, jlong expert_counts, jlong rowmap, jlong prob_out, jlong src_row,
@@ -39,7 +60,7 @@ PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, ji
 // {first bad-id token, first duplicate token, first expert whose count != tokens_per_expert, counts[E]...}
 // (INT32_MAX = none); expert_base is filled on the device from tokens_per_expert.
 JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(JNIEnv* env, jclass, jlong route, jlong tokens,
-                                                                       jint top_k, jint experts, jlong tokens_per_expert,
+                                                                       jint top_k, jint experts, jintArray tokens_per_expert,
                                                                        jint align, jlong block_counts,
                                                                        jlong expert_counts, jlong expert_base,
                                                                        jlong flags, jlong stream) {
@@ -49,14 +70,17 @@ JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(JNIEnv*
     launch_validate_route(as_ptr<const int32_t>(route), tokens, top_k, experts, f, s);
     PermuteMapsArgs a = maps_args(route, 0, tokens, top_k, experts, 0, block_counts, expert_counts, 0, 0, 0, 0);
     launch_permute_count(a, s);
-    launch_permute_base(as_ptr<const int32_t>(tokens_per_expert), a.expert_counts, experts, align,
-                        as_ptr<int64_t>(expert_base), f, s);
-    std::vector<int32_t> host(3 + static_cast<size_t>(experts));
-    CUDA_CHECK(cudaMemcpyAsync(host.data(), f, 3 * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
-    CUDA_CHECK(cudaMemcpyAsync(host.data() + 3, a.expert_counts, sizeof(int32_t) * experts, cudaMemcpyDeviceToHost, s));
+    if (experts > kMaxPermuteExperts) throw bad_argument("numExperts above " + std::to_string(kMaxPermuteExperts));
+    ExpertCounts tpe{};
+    env->GetIntArrayRegion(tokens_per_expert, 0, experts, tpe.count);
+    launch_permute_base(tpe, a.expert_counts, experts, align, as_ptr<int64_t>(expert_base), f, s);
+    // Small readback through a per-thread pinned buffer: pageable copies cost tens of microseconds here.
+    int32_t* host = pinned_scratch(sizeof(int32_t) * (3 + kMaxPermuteExperts));
+    CUDA_CHECK(cudaMemcpyAsync(host, f, 3 * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaMemcpyAsync(host + 3, a.expert_counts, sizeof(int32_t) * experts, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
     jintArray out = env->NewIntArray(3 + experts);
-    if (out != nullptr) env->SetIntArrayRegion(out, 0, 3 + experts, host.data());
+    if (out != nullptr) env->SetIntArrayRegion(out, 0, 3 + experts, host);
     return out;
   }
   JNI_CATCH(env, nullptr)
@@ -89,6 +113,17 @@ JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_gatherRows0(JNIEnv* e
   JNI_TRY {
     launch_gather_rows(as_ptr<const void>(src), src_rows, row_bytes, as_ptr<const int32_t>(src_row), rows,
                        as_ptr<void>(out), zero_missing == JNI_TRUE, as_stream(stream));
+  }
+  JNI_CATCH(env, )
+}
+
+JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_scatterRows0(JNIEnv* env, jclass, jlong src, jlong row_bytes,
+                                                                      jlong rowmap, jlong tokens, jint experts,
+                                                                      jlong src_row, jlong rows, jlong out,
+                                                                      jlong stream) {
+  JNI_TRY {
+    launch_scatter_rows(as_ptr<const void>(src), row_bytes, as_ptr<const int32_t>(rowmap), tokens, experts,
+                        as_ptr<const int32_t>(src_row), rows, as_ptr<void>(out), as_stream(stream));
   }
   JNI_CATCH(env, )
 }

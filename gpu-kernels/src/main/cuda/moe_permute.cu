@@ -21,61 +21,96 @@ __device__ __forceinline__ uint16_t f32_to_bf16_rne(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// Per block of kTB (= 128) tokens, bit t of s_bits[e][*] says "token t0+t is routed to e". Built
+// with atomicOr, whose result does not depend on thread order; ranks within the block are popcounts
+// of the lower bits, i.e. ascending token order, exactly like a sequential scan.
+constexpr int kWords = kTB / 32;
+
+__device__ __forceinline__ void build_bits(const int32_t* __restrict__ route, int64_t t0, int nt, int32_t top_k,
+                                           int32_t experts, uint32_t* s_bits) {
+  for (int i = threadIdx.x; i < experts * kWords; i += blockDim.x) s_bits[i] = 0u;
+  __syncthreads();
+  for (int i = threadIdx.x; i < nt * top_k; i += blockDim.x) {
+    const int32_t e = route[t0 * top_k + i];
+    if (e >= 0 && e < experts) {
+      const int t = i / top_k;
+      atomicOr(&s_bits[e * kWords + (t >> 5)], 1u << (t & 31));
+    }
+  }
+  __syncthreads();
+}
+
+// Number of tokens below local index t routed to e (t in [0, kTB]).
+__device__ __forceinline__ int rank_below(const uint32_t* s_bits, int e, int t) {
+  int r = 0;
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) {
+    const int lo = w * 32;
+    const uint32_t m = t >= lo + 32 ? 0xffffffffu : (t <= lo ? 0u : ((1u << (t - lo)) - 1u));
+    r += __popc(s_bits[e * kWords + w] & m);
+  }
+  return r;
+}
+
 // Pass 1: per block of kTB tokens, how many valid slots each expert has.
 __global__ void permute_count_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
                                      int32_t* __restrict__ block_counts) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
   const int nt = static_cast<int>(tokens - t0 < kTB ? tokens - t0 : kTB);
-  extern __shared__ int32_t s_route[];  // [nt * K]
-  for (int i = threadIdx.x; i < nt * top_k; i += blockDim.x) s_route[i] = route[t0 * top_k + i];
-  __syncthreads();
+  extern __shared__ uint32_t s_bits[];
+  build_bits(route, t0, nt, top_k, experts, s_bits);
   for (int e = threadIdx.x; e < experts; e += blockDim.x) {
-    int c = 0;
-    for (int i = 0; i < nt * top_k; ++i) c += (s_route[i] == e);
-    block_counts[static_cast<int64_t>(blockIdx.x) * experts + e] = c;
+    block_counts[static_cast<int64_t>(blockIdx.x) * experts + e] = rank_below(s_bits, e, kTB);
   }
 }
 
-// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals.
+// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals. One warp per
+// expert: 32 blocks per step, a shuffle scan, a running carry (integer sums: order-independent).
 __global__ void permute_scan_kernel(int32_t* __restrict__ block_counts, int nblocks, int32_t experts,
                                     int32_t* __restrict__ expert_counts) {
-  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  const int lane = threadIdx.x & 31;
+  const int e = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   if (e >= experts) return;
-  int32_t run = 0;
-  for (int b = 0; b < nblocks; ++b) {
-    int32_t c = block_counts[static_cast<int64_t>(b) * experts + e];
-    block_counts[static_cast<int64_t>(b) * experts + e] = run;
-    run += c;
+  int32_t carry = 0;
+  for (int b0 = 0; b0 < nblocks; b0 += 32) {
+    const int b = b0 + lane;
+    const int32_t c = b < nblocks ? block_counts[static_cast<int64_t>(b) * experts + e] : 0;
+    int32_t incl = c;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const int32_t v = __shfl_up_sync(0xffffffffu, incl, d);
+      if (lane >= d) incl += v;
+    }
+    if (b < nblocks) block_counts[static_cast<int64_t>(b) * experts + e] = carry + incl - c;
+    carry += __shfl_sync(0xffffffffu, incl, 31);
   }
-  expert_counts[e] = run;
+  if (lane == 0) expert_counts[e] = carry;
 }
 
-// Pass 3: thread e walks the block's tokens in ascending order and places each (t, e) pair.
+// Pass 3: rowmap for the block (coalesced over (t, e)), then per valid slot the row's source, prob
+// and expert. Row of (t, e) = expert_base[e] + (tokens of earlier blocks routed to e) + rank in block.
 __global__ void permute_assign_kernel(PermuteMapsArgs a) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
   const int nt = static_cast<int>(a.tokens - t0 < kTB ? a.tokens - t0 : kTB);
+  const int E = a.experts;
   const int K = a.top_k;
-  extern __shared__ int32_t s_route[];
-  for (int i = threadIdx.x; i < nt * K; i += blockDim.x) s_route[i] = a.route[t0 * K + i];
-  __syncthreads();
-  for (int e = threadIdx.x; e < a.experts; e += blockDim.x) {
-    int64_t row = a.expert_base[e] + a.block_counts[static_cast<int64_t>(blockIdx.x) * a.experts + e];
-    for (int i = 0; i < nt; ++i) {
-      const int64_t t = t0 + i;
-      int slot = -1;
-      for (int k = 0; k < K; ++k) {
-        if (s_route[i * K + k] == e) { slot = k; break; }
-      }
-      if (slot < 0) {
-        a.rowmap[t * a.experts + e] = -1;
-        continue;
-      }
-      a.rowmap[t * a.experts + e] = static_cast<int32_t>(row);
-      a.src_row[row] = static_cast<int32_t>(t);
-      if (a.prob_out != nullptr) a.prob_out[row] = a.probs != nullptr ? a.probs[t * K + slot] : 0.f;
-      if (a.expert_of_row != nullptr) a.expert_of_row[row] = e;
-      ++row;
-    }
+  extern __shared__ uint32_t s_bits[];
+  build_bits(a.route, t0, nt, K, E, s_bits);
+  const int32_t* prefix = a.block_counts + static_cast<int64_t>(blockIdx.x) * E;
+  for (int i = threadIdx.x; i < nt * E; i += blockDim.x) {
+    const int t = i / E;
+    const int e = i - t * E;
+    const bool routed = (s_bits[e * kWords + (t >> 5)] >> (t & 31)) & 1u;
+    a.rowmap[(t0 + t) * E + e] = routed ? static_cast<int32_t>(a.expert_base[e] + prefix[e] + rank_below(s_bits, e, t)) : -1;
+  }
+  for (int i = threadIdx.x; i < nt * K; i += blockDim.x) {
+    const int t = i / K;
+    const int32_t e = a.route[t0 * K + i];
+    if (e < 0 || e >= E) continue;
+    const int64_t row = a.expert_base[e] + prefix[e] + rank_below(s_bits, e, t);
+    a.src_row[row] = static_cast<int32_t>(t0 + t);
+    if (a.prob_out != nullptr) a.prob_out[row] = a.probs != nullptr ? a.probs[t0 * K + i] : 0.f;
+    if (a.expert_of_row != nullptr) a.expert_of_row[row] = e;
   }
 }
 
@@ -115,6 +150,66 @@ __global__ void gather_rows_kernel(const V* __restrict__ src, int64_t row_vecs, 
       for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
     }
     for (; c < row_vecs; c += 32) o[c] = load_nc(in + c);
+  }
+}
+
+// Permute data movement, read once / write k: one warp per source token loads each 16-byte chunk
+// of the row once and stores it to every destination row of the token (its rowmap entries, in
+// ascending expert order). Padding rows are zeroed by zero_rows_kernel.
+template <typename V>
+__global__ void scatter_rows_kernel(const V* __restrict__ src, int64_t row_vecs, const int32_t* __restrict__ rowmap,
+                                    int64_t tokens, int32_t experts, V* __restrict__ out) {
+  extern __shared__ int32_t s_dst_all[];
+  const int lane = threadIdx.x & 31;
+  int32_t* s_dst = s_dst_all + static_cast<int64_t>(threadIdx.x >> 5) * experts;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t t = warp; t < tokens; t += nwarps) {
+    const int32_t* rm = rowmap + t * experts;
+    int cnt = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + lane;
+      const int32_t r = e < experts ? rm[e] : -1;
+      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+      if (r >= 0) s_dst[cnt + __popc(m & ((1u << lane) - 1u))] = r;
+      cnt += __popc(m);
+    }
+    __syncwarp();
+    if (cnt > 0) {
+      const V* in = src + t * row_vecs;
+      int64_t c = lane;
+      for (; c + 32 * (kUnroll - 1) < row_vecs; c += 32 * kUnroll) {
+        V v[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) v[u] = load_nc(in + c + 32 * u);
+        for (int j = 0; j < cnt; ++j) {
+          V* o = out + static_cast<int64_t>(s_dst[j]) * row_vecs;
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+        }
+      }
+      for (; c < row_vecs; c += 32) {
+        const V v = load_nc(in + c);
+        for (int j = 0; j < cnt; ++j) out[static_cast<int64_t>(s_dst[j]) * row_vecs + c] = v;
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// Zeroes the rows whose source is -1 (padding), one warp per row.
+template <typename V>
+__global__ void zero_rows_kernel(int64_t row_vecs, const int32_t* __restrict__ src_row, int64_t rows,
+                                 V* __restrict__ out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  V z;
+  memset(&z, 0, sizeof(V));
+  for (int64_t r = warp; r < rows; r += nwarps) {
+    if (src_row[r] >= 0) continue;
+    V* o = out + r * row_vecs;
+    for (int64_t c = lane; c < row_vecs; c += 32) o[c] = z;
   }
 }
 
@@ -306,9 +401,9 @@ __global__ void fill_i32_kernel(int32_t* p, int64_t n, int32_t v) {
 
 // One thread: padded segment offsets from tokens_per_expert, and the first expert whose routed count
 // differs from tokens_per_expert (flags[2], INT_MAX when none).
-__global__ void permute_base_kernel(const int32_t* __restrict__ tokens_per_expert,
-                                    const int32_t* __restrict__ expert_counts, int32_t experts, int32_t align,
-                                    int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
+__global__ void permute_base_kernel(const ExpertCounts tpe, const int32_t* __restrict__ expert_counts, int32_t experts,
+                                    int32_t align, int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
+  const int32_t* tokens_per_expert = tpe.count;
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   int64_t run = 0;
   int32_t bad = INT_MAX;
@@ -334,25 +429,26 @@ void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream) {
     return;
   }
   const int nblocks = permute_num_blocks(a.tokens);
-  const size_t smem = sizeof(int32_t) * kTB * a.top_k;
-  const int threads = a.experts >= 256 ? 256 : ((a.experts + 31) / 32) * 32;
+  const size_t smem = sizeof(uint32_t) * kWords * a.experts;
+  const int threads = kTB;
   permute_count_kernel<<<nblocks, threads, smem, stream>>>(a.route, a.tokens, a.top_k, a.experts, a.block_counts);
   check_launch("permute_count_kernel");
-  permute_scan_kernel<<<(a.experts + 127) / 128, 128, 0, stream>>>(a.block_counts, nblocks, a.experts, a.expert_counts);
+  permute_scan_kernel<<<(a.experts * 32 + 255) / 256, 256, 0, stream>>>(a.block_counts, nblocks, a.experts,
+                                                                        a.expert_counts);
   check_launch("permute_scan_kernel");
 }
 
 void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream) {
   if (a.tokens == 0) return;
   const int nblocks = permute_num_blocks(a.tokens);
-  const size_t smem = sizeof(int32_t) * kTB * a.top_k;
-  const int threads = a.experts >= 256 ? 256 : ((a.experts + 31) / 32) * 32;
+  const size_t smem = sizeof(uint32_t) * kWords * a.experts;
+  const int threads = kTB;
   permute_assign_kernel<<<nblocks, threads, smem, stream>>>(a);
   check_launch("permute_assign_kernel");
 }
 
-void launch_permute_base(const int32_t* tokens_per_expert, const int32_t* expert_counts, int32_t experts, int32_t align,
-                         int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
+void launch_permute_base(const ExpertCounts& tokens_per_expert, const int32_t* expert_counts, int32_t experts,
+                         int32_t align, int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
   permute_base_kernel<<<1, 32, 0, stream>>>(tokens_per_expert, expert_counts, experts, align, expert_base, flags);
   check_launch("permute_base_kernel");
 }
@@ -394,6 +490,44 @@ void launch_gather_rows(const void* src, int64_t src_rows, int64_t row_bytes, co
                                                                rows, static_cast<uint8_t*>(out), zero_missing);
   }
   check_launch("gather_rows_kernel");
+}
+
+void launch_scatter_rows(const void* src, int64_t row_bytes, const int32_t* rowmap, int64_t tokens, int32_t experts,
+                         const int32_t* src_row, int64_t rows, void* out, cudaStream_t stream) {
+  if (row_bytes == 0) return;
+  constexpr int kThreads = 256;
+  const size_t smem = static_cast<size_t>(kThreads / 32) * experts * sizeof(int32_t);
+  const auto grid_of = [](int64_t warps) {
+    const int64_t b = (warps * 32 + kThreads - 1) / kThreads;
+    return static_cast<int>(b < 1 ? 1 : (b > 132 * 64 ? 132 * 64 : b));
+  };
+  const auto aligned = [&](int n) {
+    return row_bytes % n == 0 && reinterpret_cast<uintptr_t>(src) % n == 0 && reinterpret_cast<uintptr_t>(out) % n == 0;
+  };
+  if (aligned(16)) {
+    if (tokens > 0)
+      scatter_rows_kernel<uint4><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint4*>(src),
+                                                                              row_bytes / 16, rowmap, tokens, experts,
+                                                                              static_cast<uint4*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint4><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes / 16, src_row, rows, static_cast<uint4*>(out));
+  } else if (aligned(4)) {
+    if (tokens > 0)
+      scatter_rows_kernel<uint32_t><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint32_t*>(src),
+                                                                                 row_bytes / 4, rowmap, tokens, experts,
+                                                                                 static_cast<uint32_t*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint32_t><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes / 4, src_row, rows,
+                                                                         static_cast<uint32_t*>(out));
+  } else {
+    if (tokens > 0)
+      scatter_rows_kernel<uint8_t><<<grid_of(tokens), kThreads, smem, stream>>>(static_cast<const uint8_t*>(src), row_bytes,
+                                                                                rowmap, tokens, experts,
+                                                                                static_cast<uint8_t*>(out));
+    if (rows > 0)
+      zero_rows_kernel<uint8_t><<<grid_of(rows), kThreads, 0, stream>>>(row_bytes, src_row, rows, static_cast<uint8_t*>(out));
+  }
+  check_launch("scatter_rows_kernel");
 }
 
 namespace {

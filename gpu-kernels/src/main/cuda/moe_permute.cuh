@@ -37,9 +37,20 @@ struct PermuteMapsArgs {
 void launch_validate_route(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, int32_t* flags,
                            cudaStream_t stream);
 
+// tokens_per_expert travels as a kernel parameter (no host-to-device copy for it).
+constexpr int kMaxPermuteExperts = 384;
+struct ExpertCounts {
+  int32_t count[kMaxPermuteExperts];
+};
+
 // expert_base[e] = Σ_{j<e} ceil(tpe[j]/align)*align; flags[2] = first e with expert_counts[e] != tpe[e].
-void launch_permute_base(const int32_t* tokens_per_expert, const int32_t* expert_counts, int32_t experts, int32_t align,
-                         int64_t* expert_base, int32_t* flags, cudaStream_t stream);
+void launch_permute_base(const ExpertCounts& tokens_per_expert, const int32_t* expert_counts, int32_t experts,
+                         int32_t align, int64_t* expert_base, int32_t* flags, cudaStream_t stream);
+
+// Permute data movement reading each source row once: out[rowmap[t][e], :] = src[t, :] for every
+// routed (t, e); rows whose src_row is -1 (padding) are zeroed.
+void launch_scatter_rows(const void* src, int64_t row_bytes, const int32_t* rowmap, int64_t tokens, int32_t experts,
+                         const int32_t* src_row, int64_t rows, void* out, cudaStream_t stream);
 
 void launch_fill_i32(int32_t* p, int64_t n, int32_t value, cudaStream_t stream);
 

@@ -64,6 +64,7 @@ public final class OpsBench {
     out.printf("%-14s %-10s %9s %9s %9s %8s %12s%n", "shape", "op", "time_us", "GB/s", "copy_GB/s", "vs_copy",
         "vs_torch");
     try (CudaStream s = CudaStream.create(); DeviceAllocator alloc = new DeviceAllocator("OpsBench", s)) {
+      overheads(alloc, s, iters, out);
       for (Shape shape : SHAPES) {
         benchShape(shape, tokens, iters, alloc, s, torch, out);
       }
@@ -103,18 +104,33 @@ public final class OpsBench {
       float mapsMs = time(s, iters, () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1).close());
       try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1)) {
         float gatherMs = time(s, iters, () -> MoePermuteGpu.gather(alloc, maps, x, rowBytes).close());
-        float permuteMs = mapsMs + gatherMs;
+        float rowsMs = time(s, iters, () -> MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes).close());
+        float permuteMs = mapsMs + rowsMs;
         report(out, sh, "maps", mapsMs, 0, copyGbs, Double.NaN);
         report(out, sh, "gather", gatherMs, permuteBytes, copyGbs, torch.getOrDefault(sh.name() + ".gather_us", Double.NaN));
+        report(out, sh, "rows", rowsMs, permuteBytes, copyGbs, torch.getOrDefault(sh.name() + ".gather_us", Double.NaN));
         report(out, sh, "permute", permuteMs, permuteBytes, copyGbs,
             torch.getOrDefault(sh.name() + ".sort_gather_us", Double.NaN));
-        try (DeviceBuffer xu = MoePermuteGpu.gather(alloc, maps, x, rowBytes)) {
+        try (DeviceBuffer xu = MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes)) {
           float unpermuteMs = time(s, iters, () -> MoePermuteGpu.unpermute(alloc, true, xu, maps.rows, h, maps.rowmap,
               dRoute, maps.tokenProbUnzipped, tokens, k, e, true).close());
           report(out, sh, "unpermute", unpermuteMs, permuteBytes, copyGbs,
               torch.getOrDefault(sh.name() + ".unpermute_us", Double.NaN));
         }
       }
+    }
+  }
+
+  /** Fixed costs that bound small-batch latency: a stream sync, an allocate/free pair, maps of one token. */
+  private static void overheads(DeviceAllocator alloc, CudaStream s, int iters, PrintStream out) {
+    float syncMs = time(s, iters * 10, s::synchronize);
+    float allocMs = time(s, iters * 10, () -> alloc.allocate(1 << 20, "probe").close());
+    float uploadMs = time(s, iters * 10, () -> alloc.upload(new int[64], "probe").close());
+    int[] route = {0, 1};
+    try (DeviceBuffer r = alloc.upload(route, "route"); DeviceBuffer p = alloc.upload(new float[2], "probs")) {
+      float mapsMs = time(s, iters * 10, () -> MoePermuteGpu.maps(alloc, r, p, 1, 2, 8, new int[] {1, 1, 0, 0, 0, 0, 0, 0}, 1).close());
+      out.printf("# overheads: stream sync %.1f us, allocate+free %.1f us, 256 B pageable upload %.1f us, maps of 1 token %.1f us%n",
+          syncMs * 1000, allocMs * 1000, uploadMs * 1000, mapsMs * 1000);
     }
   }
 
@@ -134,7 +150,7 @@ public final class OpsBench {
     try (DeviceBuffer dr = alloc.upload(r, "v route"); DeviceBuffer dp = alloc.upload(p, "v probs");
         DeviceBuffer dx = alloc.upload(xs, "v x");
         MoePermuteGpu.DeviceMaps g = MoePermuteGpu.maps(alloc, dr, dp, sub, k, e, hist, 1);
-        DeviceBuffer xu = MoePermuteGpu.gather(alloc, g, dx, 2L * h);
+        DeviceBuffer xu = MoePermuteGpu.permuteRows(alloc, g, dx, 2L * h);
         MoePermuteGpu.DeviceUnpermuted u = MoePermuteGpu.unpermute(alloc, true, xu, g.rows, h, g.rowmap, dr,
             g.tokenProbUnzipped, sub, k, e, true)) {
       if (!java.util.Arrays.equals(cpu.zippedExpertwiseRowmap(), g.rowmap.toInts(sub * e))) {

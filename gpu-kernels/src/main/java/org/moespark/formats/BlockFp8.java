@@ -8,7 +8,8 @@ import java.nio.ByteBuffer;
  * {@code weight_scale_inv} F32 [ceil(rows/128), ceil(cols/128)]) and 1×128 groups for activations;
  * edge tiles may be partial. Scales are stored row-major [ceil(rows/blockRows), ceil(cols/blockCols)].
  *
- * <p>Dequantization (DeepSeek {@code weight_dequant}): {@code w = float(q) · scaleInv[tile]}, fp32.
+ * <p>Dequantization (DeepSeek {@code weight_dequant}): {@code w = float(q) · scaleInv[tile]}, fp32;
+ * NaN results are the canonical quiet NaN 0x7FC00000 (CPU and GPU alike).
  *
  * <p>Quantization follows the Paddle kernels ({@code ComputeScale} in {@code quant_utils.h}, spec
  * moe-ops-semantics §4.2 / §15b), per tile:
@@ -21,10 +22,20 @@ import java.nio.ByteBuffer;
  *   scaleInv = 1 / s                                   (what is stored)
  * </pre>
  * So an all-zero tile stores scale 1 and zeros; an infinite element gives s = 0, NaN in that element
- * (inf·0), zeros elsewhere and scaleInv = inf. DeepSeek's own {@code act_quant} computes
- * {@code s = amax / 448; y = x / s} instead, which can differ from {@code x · (448 / amax)} in the last
- * bit before the FP8 rounding; we implement the Paddle rule named by the spec. Pow2 scales are exact
- * powers of two and can be stored as E8M0 with {@link #scalesToE8m0}.
+ * (inf·0), zeros elsewhere and scaleInv = inf. With pow2 off this is also transformers'
+ * {@code Fp8Quantize} weight rule ({@code scale = 448/amax}, 1 if amax = 0, clamp, cast).
+ *
+ * <p>{@link ScaleRule#DEEPSEEK} is DeepSeek-V3's run-time activation rule ({@code act_quant} in
+ * {@code inference/kernel.py}, also transformers' FP8 linear): per tile
+ * <pre>
+ *   s = max(amax, 1e-4) / 448                 (the dequantization scale, stored as is)
+ *   ue8m0 (pow2) → s = 2^ceil(log2 s)         (rounded UP: DeepSeek-V3.1/V3.2 scale_fmt "ue8m0")
+ *   q = e4m3_satfinite(x / s)                 (fp32 division)
+ * </pre>
+ * {@code x / s} and {@code x · (448/amax)} can differ in the last fp32 bit before the FP8 rounding,
+ * so the two rules are not interchangeable bit for bit. DeepSeek computes ceil(log2) with fp32
+ * {@code log2}/{@code exp2}; ours is exact. Pow2 scales of either rule are exact powers of two and can
+ * be stored as E8M0 with {@link #scalesToE8m0}.
  */
 public final class BlockFp8 {
   private BlockFp8() {}
@@ -33,6 +44,33 @@ public final class BlockFp8 {
   public static final int BLOCK = 128;
   /** bf16 max (0x7F7F), Paddle's stand-in for an infinite non-pow2 quant scale. */
   public static final float BF16_MAX = 0x1.FEp127f;
+
+  /** How a tile's scale is derived from its amax (see the class comment). */
+  public enum ScaleRule {
+    /** Paddle {@code ComputeScale}: quant scale 448/amax, pow2 floors it; stores its reciprocal. */
+    PADDLE,
+    /** DeepSeek {@code act_quant}: dequant scale max(amax, 1e-4)/448, pow2 (ue8m0) ceils it; q = x / s. */
+    DEEPSEEK;
+
+    /** The stable integer id used by the GPU entry points. */
+    int id() {
+      return ordinal();
+    }
+  }
+
+  /** DeepSeek's floor on amax. */
+  public static final float DEEPSEEK_AMAX_FLOOR = 1e-4f;
+
+  /** The DeepSeek dequantization scale of a tile: {@code max(amax, 1e-4) / 448}, ue8m0 → 2^ceil(log2). */
+  public static float deepSeekScale(float amax, boolean ue8m0) {
+    // written as a comparison (not Math.max) so that a NaN amax also takes the floor, as on the GPU
+    float s = (amax > DEEPSEEK_AMAX_FLOOR ? amax : DEEPSEEK_AMAX_FLOOR) / Fp8E4m3.MAX;
+    if (ue8m0 && s > 0 && !Float.isInfinite(s)) {
+      int f = MiniFloat.floorLog2(s);
+      s = MiniFloat.pow2(MiniFloat.pow2(f) == s ? f : f + 1);
+    }
+    return s;
+  }
 
   /** The quantization scale s for a tile with the given amax (see the class comment). */
   public static float quantScale(float amax, boolean pow2) {
@@ -88,6 +126,26 @@ public final class BlockFp8 {
    */
   public static void quantize(float[] x, int rows, int cols, int blockRows, int blockCols, boolean pow2, byte[] q,
       float[] scaleInv) {
+    quantize(ScaleRule.PADDLE, x, rows, cols, blockRows, blockCols, pow2, q, scaleInv);
+  }
+
+  /** DeepSeek {@code act_quant}: 1×128 groups, {@link ScaleRule#DEEPSEEK}; ue8m0 rounds scales up to powers of two. */
+  public static void quantizeActivationsDeepSeek(float[] x, int rows, int cols, boolean ue8m0, byte[] q,
+      float[] scales) {
+    quantize(ScaleRule.DEEPSEEK, x, rows, cols, 1, BLOCK, ue8m0, q, scales);
+  }
+
+  /**
+   * Quantizes a row-major [rows, cols] matrix with blockRows × blockCols tiles under the given rule.
+   *
+   * @param q out, rows·cols E4M3 codes
+   * @param scaleInv out, scaleRows·scaleCols fp32 dequantization scales
+   */
+  public static void quantize(ScaleRule rule, float[] x, int rows, int cols, int blockRows, int blockCols,
+      boolean pow2, byte[] q, float[] scaleInv) {
+    if (rule == null) {
+      throw new IllegalArgumentException("BlockFp8.quantize: rule is null");
+    }
     checkShape(rows, cols, blockRows, blockCols, "BlockFp8.quantize");
     Checks.length(x.length, (long) rows * cols, "BlockFp8.quantize x");
     Checks.length(q.length, (long) rows * cols, "BlockFp8.quantize q");
@@ -109,11 +167,21 @@ public final class BlockFp8 {
             }
           }
         }
-        float s = quantScale(amax, pow2);
-        scaleInv[br * sc + bc] = 1f / s;
-        for (int r = r0; r < r1; r++) {
-          for (int c = c0; c < c1; c++) {
-            q[r * cols + c] = Fp8E4m3.encodeSaturating(x[r * cols + c] * s);
+        if (rule == ScaleRule.PADDLE) {
+          float s = quantScale(amax, pow2);
+          scaleInv[br * sc + bc] = 1f / s;
+          for (int r = r0; r < r1; r++) {
+            for (int c = c0; c < c1; c++) {
+              q[r * cols + c] = Fp8E4m3.encodeSaturating(x[r * cols + c] * s);
+            }
+          }
+        } else {
+          float s = deepSeekScale(amax, pow2);
+          scaleInv[br * sc + bc] = s;
+          for (int r = r0; r < r1; r++) {
+            for (int c = c0; c < c1; c++) {
+              q[r * cols + c] = Fp8E4m3.encodeSaturating(x[r * cols + c] / s);
+            }
           }
         }
       }
@@ -130,8 +198,12 @@ public final class BlockFp8 {
     Checks.length(out.length, (long) rows * cols, "BlockFp8.dequantize out");
     for (int r = 0; r < rows; r++) {
       int srow = (r / blockRows) * sc;
-      for (int c = 0; c < cols; c++) {
-        out[r * cols + c] = Fp8E4m3.decode(q[r * cols + c]) * scaleInv[srow + c / blockCols];
+      for (int bc = 0; bc < sc; bc++) {
+        float scale = scaleInv[srow + bc];
+        int end = r * cols + Math.min(cols, (bc + 1) * blockCols);
+        for (int i = r * cols + bc * blockCols; i < end; i++) {
+          out[i] = MiniFloat.canonicalNaN(Fp8E4m3.decode(q[i]) * scale);
+        }
       }
     }
   }
@@ -149,8 +221,12 @@ public final class BlockFp8 {
     Checks.length(out.length, (long) rows * cols, "BlockFp8.dequantize out");
     for (int r = 0; r < rows; r++) {
       int srow = (r / blockRows) * sc;
-      for (int c = 0; c < cols; c++) {
-        out[r * cols + c] = Fp8E4m3.decode(qb.get(r * cols + c)) * sb.getFloat(4 * (srow + c / blockCols));
+      for (int bc = 0; bc < sc; bc++) {
+        float scale = sb.getFloat(4 * (srow + bc));
+        int end = r * cols + Math.min(cols, (bc + 1) * blockCols);
+        for (int i = r * cols + bc * blockCols; i < end; i++) {
+          out[i] = MiniFloat.canonicalNaN(Fp8E4m3.decode(qb.get(i)) * scale);
+        }
       }
     }
   }

@@ -39,8 +39,7 @@ public final class Fp16 {
       return Float.intBitsToFloat(sign | 0x7F800000 | (m << 13));
     }
     if (e == 0) {
-      float v = m * 0x1p-24f;  // exact: m < 2^10
-      return sign != 0 ? -v : v;
+      return Float.intBitsToFloat(sign | Float.floatToRawIntBits(m * 0x1p-24f));  // exact: m < 2^10
     }
     return Float.intBitsToFloat(sign | ((e + 112) << 23) | (m << 13));
   }

@@ -42,15 +42,16 @@ public final class Fp8E4m3 {
   private static float decodeBits(int c) {
     int e = (c >>> 3) & 0xF;
     int m = c & 7;
-    float v;
+    int mag;
     if (e == 0xF && m == 7) {
-      v = Float.NaN;
+      mag = 0x7FC00000;
     } else if (e == 0) {
-      v = m * 0x1p-9f;
+      mag = Float.floatToRawIntBits(m * 0x1p-9f);  // exact
     } else {
-      v = Float.intBitsToFloat(((e + 120) << 23) | (m << 20));
+      mag = ((e + 120) << 23) | (m << 20);
     }
-    return (c & 0x80) != 0 ? -v : v;
+    // the sign is set by bits: negating a NaN arithmetically is not bit-defined on every device
+    return Float.intBitsToFloat(mag | ((c & 0x80) << 24));
   }
 
   /** Code → fp32 (exact; 0x7F/0xFF → NaN). */

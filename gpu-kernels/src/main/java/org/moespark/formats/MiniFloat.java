@@ -30,6 +30,15 @@ final class MiniFloat {
     return (r >>> shift) - ((127 - bias) << mant);
   }
 
+  /**
+   * NaN results of fp32 arithmetic carry payloads that differ between the JVM (x86 keeps an operand's
+   * payload) and the GPU (canonical 0x7FFFFFFF). Dequantization outputs pass through this so that
+   * every NaN is the canonical quiet NaN 0x7FC00000 on both sides.
+   */
+  static float canonicalNaN(float v) {
+    return v != v ? Float.NaN : v;
+  }
+
   /** 2^k as a float for k in [-149, 127] (exact; subnormal below -126). */
   static float pow2(int k) {
     if (k >= -126) {

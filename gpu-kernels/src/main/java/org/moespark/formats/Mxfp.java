@@ -155,7 +155,8 @@ public final class Mxfp {
   /**
    * Dequantizes from buffers positioned at the elements and the scales (e.g. GPT-OSS
    * {@code *_blocks} / {@code *_scales} mapped from safetensors): value = element · 2^(scale − 127),
-   * one fp32 multiply (exact unless the result is an fp32 subnormal or overflows).
+   * one fp32 multiply (exact unless the result is an fp32 subnormal or overflows). NaN results (NaN
+   * scale 0xFF or an FP8 NaN element) are the canonical quiet NaN 0x7FC00000.
    */
   public static void dequantize(Kind kind, ByteBuffer elements, ByteBuffer scales, int rows, int cols, float[] out) {
     checkShape(rows, cols, "Mxfp.dequantize");
@@ -163,15 +164,25 @@ public final class Mxfp {
     ByteBuffer e = Checks.le(elements, kind.elementBytes(n), "Mxfp.dequantize elements");
     ByteBuffer s = Checks.le(scales, n / BLOCK, "Mxfp.dequantize scales");
     Checks.length(out.length, n, "Mxfp.dequantize out");
-    for (int i = 0; i < (int) n; i++) {
-      int code;
+    int blocks = (int) (n / BLOCK);
+    for (int b = 0; b < blocks; b++) {
+      float scale = E8m0.decode(s.get(b));
+      int base = b * BLOCK;
       if (kind == Kind.MXFP4) {
-        int b = e.get(i >>> 1);
-        code = (i & 1) == 0 ? b & 0xF : (b >>> 4) & 0xF;
+        for (int j = 0; j < BLOCK / 2; j++) {
+          int v = e.get(b * (BLOCK / 2) + j);
+          out[base + 2 * j] = MiniFloat.canonicalNaN(Fp4E2m1.decode(v) * scale);
+          out[base + 2 * j + 1] = MiniFloat.canonicalNaN(Fp4E2m1.decode(v >>> 4) * scale);
+        }
+      } else if (kind == Kind.MXFP8_E4M3) {
+        for (int j = 0; j < BLOCK; j++) {
+          out[base + j] = MiniFloat.canonicalNaN(Fp8E4m3.decode(e.get(base + j)) * scale);
+        }
       } else {
-        code = e.get(i) & 0xFF;
+        for (int j = 0; j < BLOCK; j++) {
+          out[base + j] = MiniFloat.canonicalNaN(Fp8E5m2.decode(e.get(base + j)) * scale);
+        }
       }
-      out[i] = kind.decode(code) * E8m0.decode(s.get(i / BLOCK));
     }
   }
 }

@@ -14,7 +14,8 @@ import java.nio.ByteBuffer;
  * 1 / weight_scale_2: pass its reciprocal.
  *
  * <p>Dequantization, in this fp32 evaluation order (the GPU does the same):
- * {@code w = (E2M1[q] * float(scale_e4m3)) * globalScale} (the first product is exact).
+ * {@code w = (E2M1[q] * float(scale_e4m3)) * globalScale} (the first product is exact). A NaN result
+ * (only from a NaN scale byte) is the canonical quiet NaN 0x7FC00000 on CPU and GPU alike.
  *
  * <p>Quantization follows ModelOpt {@code NVFP4QTensor}:
  * <pre>
@@ -134,10 +135,15 @@ public final class Nvfp4 {
     ByteBuffer p = Checks.le(packed, n / 2, "Nvfp4.dequantize packed");
     ByteBuffer s = Checks.le(scales, n / BLOCK, "Nvfp4.dequantize scales");
     Checks.length(out.length, n, "Nvfp4.dequantize out");
-    for (int i = 0; i < (int) n; i++) {
-      int b = p.get(i >>> 1);
-      int code = (i & 1) == 0 ? b & 0xF : (b >>> 4) & 0xF;
-      out[i] = (Fp4E2m1.decode(code) * Fp8E4m3.decode(s.get(i / BLOCK))) * globalScale;
+    int blocks = (int) (n / BLOCK);
+    for (int blk = 0; blk < blocks; blk++) {
+      float bs = Fp8E4m3.decode(s.get(blk));
+      int base = blk * BLOCK;
+      for (int j = 0; j < BLOCK / 2; j++) {
+        int v = p.get(blk * (BLOCK / 2) + j);
+        out[base + 2 * j] = MiniFloat.canonicalNaN((Fp4E2m1.decode(v) * bs) * globalScale);
+        out[base + 2 * j + 1] = MiniFloat.canonicalNaN((Fp4E2m1.decode(v >>> 4) * bs) * globalScale);
+      }
     }
   }
 }

@@ -14,9 +14,6 @@ import org.moespark.cuda.NativeLibrary;
  * default and the only mode of upstream's 2026 kernel) is offered.
  */
 public final class MoePermuteGpu {
-  /** Largest top-k the position kernels take (one block stages 128 tokens × K ids in 48 KiB). */
-  public static final int MAX_TOP_K = 96;
-
   private MoePermuteGpu() {}
 
   /** The index maps on the device ({@link MoePermute.Maps}'s twin); close to free them. */
@@ -34,25 +31,24 @@ public final class MoePermuteGpu {
     public final DeviceBuffer expertIndices;
     /** [R] int32: source token of each row, -1 for padding. */
     public final DeviceBuffer sourceRow;
+    private final DeviceBuffer backing;
 
-    DeviceMaps(int tokens, int numExperts, int rows, int[] offsets, DeviceBuffer rowmap, DeviceBuffer prob,
-        DeviceBuffer expertIndices, DeviceBuffer sourceRow) {
+    DeviceMaps(int tokens, int numExperts, int rows, int[] offsets, DeviceBuffer backing) {
       this.tokens = tokens;
       this.numExperts = numExperts;
       this.rows = rows;
       this.expertRowOffsets = offsets;
-      this.rowmap = rowmap;
-      this.tokenProbUnzipped = prob;
-      this.expertIndices = expertIndices;
-      this.sourceRow = sourceRow;
+      this.backing = backing;
+      long rowmapBytes = 4L * tokens * numExperts;
+      this.rowmap = backing.view(0, rowmapBytes);
+      this.tokenProbUnzipped = backing.view(rowmapBytes, 4L * rows);
+      this.expertIndices = backing.view(rowmapBytes + 4L * rows, 4L * rows);
+      this.sourceRow = backing.view(rowmapBytes + 8L * rows, 4L * rows);
     }
 
     @Override
     public void close() {
-      rowmap.close();
-      tokenProbUnzipped.close();
-      expertIndices.close();
-      sourceRow.close();
+      backing.close();
     }
   }
 
@@ -69,7 +65,7 @@ public final class MoePermuteGpu {
     NativeLibrary.requireAvailable();
     String op = "MoePermuteGpu";
     OpChecks.nonNegative(op, "tokens", tokens);
-    OpChecks.inRange(op, "topK", topK, 1, MAX_TOP_K);
+    OpChecks.positive(op, "topK", topK);
     OpChecks.inRange(op, "numExperts", numExperts, 1, MoePermute.MAX_EXPERTS);
     OpChecks.positive(op, "paddingAlignment", paddingAlignment);
     OpChecks.nonNull(op, "tokensPerExpert", tokensPerExpert);
@@ -93,19 +89,19 @@ public final class MoePermuteGpu {
     int rows = (int) r;
     offsets[numExperts] = rows;
     int nblocks = Math.max(1, (tokens + 127) / 128);
-    DeviceBuffer rowmap = null;
-    DeviceBuffer prob = null;
-    DeviceBuffer expertIdx = null;
-    DeviceBuffer src = null;
-    try (DeviceBuffer tpe = alloc.upload(tokensPerExpert, "tokensPerExpert");
-        DeviceBuffer flags = alloc.allocate(12, "MoePermuteGpu flags");
-        DeviceBuffer blockCounts = alloc.allocate(4L * nblocks * numExperts, "MoePermuteGpu block counts");
-        DeviceBuffer counts = alloc.allocate(4L * numExperts, "MoePermuteGpu expert counts");
-        DeviceBuffer base = alloc.allocate(8L * numExperts, "MoePermuteGpu expert base")) {
+    // One scratch allocation (flags, per-block counts, per-expert counts, segment bases) and one
+    // output allocation (the four maps); see DeviceBuffer.view.
+    long countsOff = 16;
+    long countsBytes = 4L * nblocks * numExperts;
+    long expertOff = align8(countsOff + countsBytes);
+    long baseOff = align8(expertOff + 4L * numExperts);
+    DeviceBuffer out = null;
+    try (DeviceBuffer scratch = alloc.allocate(baseOff + 8L * numExperts, "MoePermuteGpu scratch")) {
       // One synchronization: route validation, per-expert counts, and the tokens_per_expert check,
       // all before any output row is written (rows were sized from tokens_per_expert).
-      int[] res = prepare0(route.address(), tokens, topK, numExperts, tpe.address(), paddingAlignment,
-          blockCounts.address(), counts.address(), base.address(), flags.address(), stream);
+      int[] res = prepare0(route.address(), tokens, topK, numExperts, tokensPerExpert, paddingAlignment,
+          scratch.address() + countsOff, scratch.address() + expertOff, scratch.address() + baseOff,
+          scratch.address(), stream);
       if (res[0] != Integer.MAX_VALUE) {
         throw OpChecks.fail(op, "expertRoutemapTopk row " + res[0] + " has an expert id outside -1 or [0, "
             + numExperts + ")");
@@ -118,21 +114,41 @@ public final class MoePermuteGpu {
         throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
             + " but expertRoutemapTopk routes " + res[3 + e] + " tokens to expert " + e);
       }
-      rowmap = alloc.allocate(4L * tokens * numExperts, "zippedExpertwiseRowmap");
-      prob = alloc.allocate(4L * rows, "tokenProbUnzipped");
-      expertIdx = alloc.allocate(4L * rows, "expertIndices");
-      src = alloc.allocate(4L * rows, "sourceRow");
-      assign0(route.address(), probs.address(), tokens, topK, numExperts, base.address(), rows,
-          blockCounts.address(), rowmap.address(), prob.address(), src.address(), expertIdx.address(), stream);
-      return new DeviceMaps(tokens, numExperts, rows, offsets, rowmap, prob, expertIdx, src);
+      long rowmapBytes = 4L * tokens * numExperts;
+      out = alloc.allocate(rowmapBytes + 12L * rows, "MoePermuteGpu maps");
+      DeviceMaps maps = new DeviceMaps(tokens, numExperts, rows, offsets, out);
+      assign0(route.address(), probs.address(), tokens, topK, numExperts, scratch.address() + baseOff, rows,
+          scratch.address() + countsOff, maps.rowmap.address(), maps.tokenProbUnzipped.address(),
+          maps.sourceRow.address(), maps.expertIndices.address(), stream);
+      return maps;
     } catch (RuntimeException e) {
-      for (DeviceBuffer b : new DeviceBuffer[] {rowmap, prob, expertIdx, src}) {
-        if (b != null) {
-          b.close();
-        }
+      if (out != null) {
+        out.close();
       }
       throw e;
     }
+  }
+
+  private static long align8(long n) {
+    return (n + 7) & ~7L;
+  }
+
+  /**
+   * {@code moe_permute}'s data movement: a new {@code [R, rowBytes]} buffer holding, for every routed
+   * (token, expert), the token's row (bf16, fp32 or fp8 tokens, or their scale rows), and zero padding
+   * rows. Reads each source row once and writes it k times (what "unique bytes" counts). Same
+   * result as {@link #gather}. Asynchronous on the allocator's stream.
+   */
+  public static DeviceBuffer permuteRows(DeviceAllocator alloc, DeviceMaps maps, DeviceBuffer src, long rowBytes) {
+    String op = "MoePermuteGpu.permuteRows";
+    if (rowBytes <= 0) {
+      throw OpChecks.fail(op, "rowBytes must be positive, got " + rowBytes);
+    }
+    fits(op, "src", src, rowBytes * maps.tokens);
+    DeviceBuffer out = alloc.allocate(rowBytes * maps.rows, "hiddenStatesUnzipped");
+    scatterRows0(src.address(), rowBytes, maps.rowmap.address(), maps.tokens, maps.numExperts,
+        maps.sourceRow.address(), maps.rows, out.address(), alloc.stream().handle());
+    return out;
   }
 
   /**
@@ -202,7 +218,7 @@ public final class MoePermuteGpu {
     }
   }
 
-  private static native int[] prepare0(long route, long tokens, int topK, int experts, long tokensPerExpert,
+  private static native int[] prepare0(long route, long tokens, int topK, int experts, int[] tokensPerExpert,
       int align, long blockCounts, long expertCounts, long expertBase, long flags, long stream);
 
   private static native void assign0(long route, long probs, long tokens, int topK, int experts, long expertBase,
@@ -210,6 +226,9 @@ public final class MoePermuteGpu {
 
   private static native void gatherRows0(long src, long srcRows, long rowBytes, long srcRow, long rows, long out,
       boolean zeroMissing, long stream);
+
+  private static native void scatterRows0(long src, long rowBytes, long rowmap, long tokens, int experts, long srcRow,
+      long rows, long out, long stream);
 
   private static native void unpermute0(boolean bf16, long xu, long rows, long hidden, long rowmap, long tokens,
       int experts, long prob, boolean weighted, long out, long stream);

@@ -100,6 +100,9 @@ class MoePermuteGpuTest {
       try (DeviceBuffer dx = alloc.upload(x, "x"); DeviceBuffer g = MoePermuteGpu.gather(alloc, gpu, dx, 2L * hidden)) {
         short[] want = MoePermute.gather(cpu, x, hidden);
         assertArrayEquals(want, g.toShorts(want.length), "bf16 rows");
+        try (DeviceBuffer p = MoePermuteGpu.permuteRows(alloc, gpu, dx, 2L * hidden)) {
+          assertArrayEquals(want, p.toShorts(want.length), "bf16 rows (read once, write k)");
+        }
         // unpermute the permuted rows (weighted and not) and compare with the CPU reduction
         for (boolean weighted : new boolean[] {false, true}) {
           MoeUnpermute.Result<short[]> ref = MoeUnpermute.unpermute(want, cpu.rows(), hidden,
@@ -114,6 +117,9 @@ class MoePermuteGpuTest {
       try (DeviceBuffer dx = alloc.upload(xf, "xf"); DeviceBuffer g = MoePermuteGpu.gather(alloc, gpu, dx, 4L * hidden)) {
         float[] want = MoePermute.gather(cpu, xf, hidden);
         assertArrayEquals(floatBits(want), floatBits(g.toFloats(want.length)), "fp32 rows");
+        try (DeviceBuffer p = MoePermuteGpu.permuteRows(alloc, gpu, dx, 4L * hidden)) {
+          assertArrayEquals(floatBits(want), floatBits(p.toFloats(want.length)), "fp32 rows (read once, write k)");
+        }
         MoeUnpermute.Result<float[]> ref = MoeUnpermute.unpermute(want, cpu.rows(), hidden,
             cpu.zippedExpertwiseRowmap(), route, cpu.tokenProbUnzipped(), tokens, topK, experts, true);
         try (MoePermuteGpu.DeviceUnpermuted u = MoePermuteGpu.unpermute(alloc, false, g, cpu.rows(), hidden,
@@ -125,6 +131,9 @@ class MoePermuteGpuTest {
       try (DeviceBuffer dx = alloc.upload(x8, "x8"); DeviceBuffer g = MoePermuteGpu.gather(alloc, gpu, dx, hidden)) {
         byte[] want = MoePermute.gather(cpu, x8, hidden);
         assertArrayEquals(want, g.toBytes(want.length), "fp8 rows");
+        try (DeviceBuffer p = MoePermuteGpu.permuteRows(alloc, gpu, dx, hidden)) {
+          assertArrayEquals(want, p.toBytes(want.length), "fp8 rows (read once, write k)");
+        }
       }
     }
   }

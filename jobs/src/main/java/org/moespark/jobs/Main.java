@@ -34,6 +34,8 @@ public final class Main {
     COMMANDS.put("version", new VersionCommand());
     COMMANDS.put("gen", new GenCommand());
     COMMANDS.put("stats", new StatsCommand());
+    COMMANDS.put("layer", new LayerCommand());
+    COMMANDS.put("bench", new BenchCommand());
   }
 
   private Main() {}
