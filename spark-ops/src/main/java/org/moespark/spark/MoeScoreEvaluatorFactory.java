@@ -1,0 +1,372 @@
+package org.moespark.spark;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.PartitionEvaluator;
+import org.apache.spark.PartitionEvaluatorFactory;
+import org.apache.spark.TaskContext;
+import org.apache.spark.resource.ResourceInformation;
+import org.apache.spark.sql.execution.metric.SQLMetric;
+import org.apache.spark.sql.execution.vectorized.OffHeapColumnVector;
+import org.apache.spark.sql.execution.vectorized.OnHeapColumnVector;
+import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
+import org.apache.spark.sql.vectorized.ColumnVector;
+import org.apache.spark.sql.vectorized.ColumnarArray;
+import org.apache.spark.sql.vectorized.ColumnarBatch;
+import org.apache.spark.unsafe.Platform;
+import org.apache.spark.util.TaskCompletionListener;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.collection.AbstractIterator;
+import scala.collection.Iterator;
+
+/**
+ * The per-partition work of {@link MoeScoreExec}: for each input {@link ColumnarBatch}, read every call's
+ * embedding column straight from the column vectors (no row conversion, no boxing; off-heap float
+ * vectors are copied with one memory copy per row), score the good rows in chunks of at most
+ * {@code batchRows}, and return the input columns plus one result column per call.
+ */
+final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<ColumnarBatch, ColumnarBatch> {
+  private static final long serialVersionUID = 1L;
+
+  private final List<CallPlan> calls;
+  private final Map<String, SQLMetric> metrics;
+
+  MoeScoreEvaluatorFactory(List<CallPlan> calls, Map<String, SQLMetric> metrics) {
+    this.calls = List.copyOf(calls);
+    this.metrics = Map.copyOf(metrics);
+  }
+
+  @Override
+  public PartitionEvaluator<ColumnarBatch, ColumnarBatch> createEvaluator() {
+    return (partitionIndex, inputs) -> new Run(partitionIndex, inputs.head(), calls, metrics);
+  }
+
+  /** Iterator over the output batches of one partition. */
+  private static final class Run extends AbstractIterator<ColumnarBatch> {
+    private static final Logger LOG = LoggerFactory.getLogger(MoeScoreExec.class);
+
+    private final int partition;
+    private final Iterator<ColumnarBatch> in;
+    private final List<CallPlan> calls;
+    private final Map<String, SQLMetric> m;
+    private final BatchScorer[] scorers;
+    private final WritableColumnVector[] outs;
+    private long rowBase;
+    private long badRows;
+    private long skipped;
+    private long nulled;
+    private String firstBad;
+
+    Run(int partition, Iterator<ColumnarBatch> in, List<CallPlan> calls, Map<String, SQLMetric> metrics) {
+      this.partition = partition;
+      this.in = in;
+      this.calls = calls;
+      this.m = metrics;
+      this.scorers = new BatchScorer[calls.size()];
+      this.outs = new WritableColumnVector[calls.size()];
+      TaskContext tc = TaskContext.get();
+      if (tc != null) {
+        tc.addTaskCompletionListener((TaskCompletionListener) ctx -> finish());
+      }
+    }
+
+    @Override
+    public boolean hasNext() {
+      return in.hasNext();
+    }
+
+    @Override
+    public ColumnarBatch next() {
+      ColumnarBatch batch = in.next();
+      long t0 = System.nanoTime();
+      int n = batch.numRows();
+      m.get("numInputRows").add(n);
+      boolean[] drop = new boolean[n];
+      long scorerNanos = 0;
+      for (int c = 0; c < calls.size(); c++) {
+        scorerNanos += scoreCall(c, batch, n, drop);
+      }
+      int kept = 0;
+      int[] sel = new int[n];
+      for (int r = 0; r < n; r++) {
+        if (!drop[r]) {
+          sel[kept++] = r;
+        }
+      }
+      int width = batch.numCols() + calls.size();
+      ColumnVector[] cols = new ColumnVector[width];
+      for (int i = 0; i < batch.numCols(); i++) {
+        cols[i] = batch.column(i);
+      }
+      for (int c = 0; c < calls.size(); c++) {
+        cols[batch.numCols() + c] = outs[c];
+      }
+      if (kept < n) {
+        for (int i = 0; i < width; i++) {
+          cols[i] = new SelectedColumnVector(cols[i], sel, kept);
+        }
+      }
+      rowBase += n;
+      m.get("numOutputRows").add(kept);
+      m.get("hostTime").add(System.nanoTime() - t0 - scorerNanos);
+      return new ColumnarBatch(cols, kept);
+    }
+
+    /** Scores call {@code c} on the batch; returns the nanoseconds spent inside the scorer. */
+    private long scoreCall(int c, ColumnarBatch batch, int n, boolean[] drop) {
+      CallPlan call = calls.get(c);
+      BatchScorer scorer = scorer(c);
+      int hidden = scorer.hiddenSize();
+      int topK = scorer.topK();
+      WritableColumnVector out = output(c, n, hidden, topK);
+      ColumnVector col = batch.column(call.inputOrdinal());
+      int chunk = Math.max(1, Math.min(call.settings().batchRows(), n));
+      float[] x = new float[Math.multiplyExact(chunk, hidden)];
+      int[] rowsOf = new int[chunk];
+      int filled = 0;
+      long scorerNanos = 0;
+      for (int r = 0; r < n; r++) {
+        String why = read(col, call.inputKind(), r, hidden, x, filled * hidden);
+        if (why != null) {
+          bad(call, r, why, drop, out);
+          continue;
+        }
+        rowsOf[filled++] = r;
+        if (filled == chunk) {
+          scorerNanos += run(scorer, call, x, filled, rowsOf, out, hidden, topK);
+          filled = 0;
+        }
+      }
+      if (filled > 0) {
+        scorerNanos += run(scorer, call, Arrays.copyOf(x, filled * hidden), filled, rowsOf, out, hidden, topK);
+      }
+      return scorerNanos;
+    }
+
+    private long run(BatchScorer scorer, CallPlan call, float[] x, int rows, int[] rowsOf, WritableColumnVector out,
+        int hidden, int topK) {
+      long t0 = System.nanoTime();
+      BatchScorer.Scores s = scorer.score(x, rows);
+      long dt = System.nanoTime() - t0;
+      if (s.rows() != rows || s.hidden() != hidden || s.topK() != topK) {
+        throw new IllegalStateException(call.name() + ": scorer returned [rows=" + s.rows() + ", hidden=" + s.hidden()
+            + ", topK=" + s.topK() + "], expected [" + rows + ", " + hidden + ", " + topK + "]");
+      }
+      WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
+      for (int j = 0; j < rows; j++) {
+        int r = rowsOf[j];
+        int off = r * hidden;
+        y.arrayData().putFloats(off, hidden, s.y(), j * hidden);
+        y.putArray(r, off, hidden);
+        if (call.routed()) {
+          WritableColumnVector ids = (WritableColumnVector) out.getChild(1);
+          WritableColumnVector ws = (WritableColumnVector) out.getChild(2);
+          ids.arrayData().putInts(r * topK, topK, s.topkIds(), j * topK);
+          ids.putArray(r, r * topK, topK);
+          ws.arrayData().putFloats(r * topK, topK, s.topkWeights(), j * topK);
+          ws.putArray(r, r * topK, topK);
+        }
+      }
+      m.get("numTokens").add(rows);
+      m.get("numBatches").add(1);
+      m.get("gpu".equals(scorer.backend()) ? "numGpuBatches" : "numCpuBatches").add(1);
+      long accounted = s.hostToDeviceNanos() + s.computeNanos() + s.deviceToHostNanos();
+      m.get("hostToDeviceTime").add(s.hostToDeviceNanos());
+      m.get("computeTime").add(accounted == 0 ? dt : s.computeNanos());
+      m.get("deviceToHostTime").add(s.deviceToHostNanos());
+      return dt;
+    }
+
+    private void bad(CallPlan call, int r, String why, boolean[] drop, WritableColumnVector out) {
+      String where = call.name() + ": bad input row " + (rowBase + r) + " of partition " + partition
+          + " (0-based position in the partition's input): " + why;
+      BadRowPolicy policy = call.settings().badRows();
+      if (policy == BadRowPolicy.ERROR) {
+        throw new IllegalArgumentException(where + " (" + MoeConf.BAD_ROWS + "=error; use skip or null to keep going)");
+      }
+      badRows++;
+      m.get("numBadRows").add(1);
+      if (firstBad == null) {
+        firstBad = where;
+      }
+      out.putNull(r);
+      if (policy == BadRowPolicy.SKIP) {
+        if (!drop[r]) {
+          skipped++;
+          m.get("numSkippedRows").add(1);
+        }
+        drop[r] = true;
+      } else {
+        nulled++;
+        m.get("numNulledRows").add(1);
+      }
+    }
+
+    private BatchScorer scorer(int c) {
+      if (scorers[c] == null) {
+        CallPlan call = calls.get(c);
+        ModelCache.Loaded l = ModelCache.get(call.uri(), call.layer(), call.settings(), taskGpu());
+        m.get("modelLoadTime").add(l.loadNanos());
+        scorers[c] = l.scorer();
+      }
+      return scorers[c];
+    }
+
+    /** The (reused) result vector of call {@code c}, reset for a batch of {@code n} rows. */
+    private WritableColumnVector output(int c, int n, int hidden, int topK) {
+      CallPlan call = calls.get(c);
+      WritableColumnVector v = outs[c];
+      if (v == null) {
+        v = new OnHeapColumnVector(Math.max(n, 1), call.routed() ? MoeScoreExpr.ROUTED_TYPE : MoeScoreExpr.SCORE_TYPE);
+        outs[c] = v;
+      } else {
+        v.reset();
+      }
+      v.reserve(Math.max(n, 1));
+      if (call.routed()) {
+        reserveArray((WritableColumnVector) v.getChild(0), n, hidden);
+        reserveArray((WritableColumnVector) v.getChild(1), n, topK);
+        reserveArray((WritableColumnVector) v.getChild(2), n, topK);
+      } else {
+        reserveArray(v, n, hidden);
+      }
+      return v;
+    }
+
+    private static void reserveArray(WritableColumnVector v, int n, int width) {
+      v.reserve(Math.max(n, 1));
+      v.arrayData().reserve(Math.max(1, Math.multiplyExact(n, width)));
+    }
+
+    /**
+     * Copies row {@code r} of {@code col} into {@code x[at, at+hidden)}; returns null when it is a good
+     * row, else what is wrong with it.
+     */
+    static String read(ColumnVector col, CallPlan.InputKind kind, int r, int hidden, float[] x, int at) {
+      if (col.isNullAt(r)) {
+        return "the embedding is null";
+      }
+      switch (kind) {
+        case BINARY_LE_FLOAT32 -> {
+          byte[] b = col.getBinary(r);
+          if (b.length != 4L * hidden) {
+            return "binary of " + b.length + " bytes, expected 4 * hidden_size = " + 4L * hidden + " (little-endian float32)";
+          }
+          ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(x, at, hidden);
+        }
+        case FLOAT_ARRAY, DOUBLE_ARRAY -> {
+          ColumnVector data;
+          int off;
+          int len;
+          if (col instanceof WritableColumnVector w) {
+            data = w.arrayData();
+            off = w.getArrayOffset(r);
+            len = w.getArrayLength(r);
+          } else {
+            ColumnarArray a = col.getArray(r);
+            len = a.numElements();
+            if (len != hidden) {
+              return describeLength(len, hidden, kind);
+            }
+            for (int i = 0; i < len; i++) {
+              if (a.isNullAt(i)) {
+                return "element " + i + " is null";
+              }
+              x[at + i] = kind == CallPlan.InputKind.FLOAT_ARRAY ? a.getFloat(i) : (float) a.getDouble(i);
+            }
+            return checkFinite(x, at, hidden, null);
+          }
+          if (len != hidden) {
+            return describeLength(len, hidden, kind);
+          }
+          if (data.hasNull()) {
+            for (int i = 0; i < len; i++) {
+              if (data.isNullAt(off + i)) {
+                return "element " + i + " is null";
+              }
+            }
+          }
+          if (kind == CallPlan.InputKind.FLOAT_ARRAY) {
+            if (data instanceof OffHeapColumnVector oh && !oh.hasDictionary()) {
+              Platform.copyMemory(null, oh.valuesNativeAddress() + 4L * off, x,
+                  Platform.FLOAT_ARRAY_OFFSET + 4L * at, 4L * len);
+            } else {
+              for (int i = 0; i < len; i++) {
+                x[at + i] = data.getFloat(off + i);
+              }
+            }
+            return checkFinite(x, at, hidden, null);
+          }
+          for (int i = 0; i < len; i++) {
+            double d = data.getDouble(off + i);
+            if (!Double.isFinite(d)) {
+              return "element " + i + " is " + d;
+            }
+            x[at + i] = (float) d;
+          }
+          return checkFinite(x, at, hidden, "overflows float32");
+        }
+        default -> throw new IllegalStateException("unknown input kind " + kind);
+      }
+      return checkFinite(x, at, hidden, null);
+    }
+
+    private static String describeLength(int len, int hidden, CallPlan.InputKind kind) {
+      return (kind == CallPlan.InputKind.FLOAT_ARRAY ? "array<float>" : "array<double>") + " of length " + len
+          + ", expected hidden_size " + hidden;
+    }
+
+    private static String checkFinite(float[] x, int at, int hidden, String note) {
+      for (int i = 0; i < hidden; i++) {
+        float v = x[at + i];
+        if (!Float.isFinite(v)) {
+          return "element " + i + " is " + v + (note == null ? "" : " (" + note + ")") + "; first values "
+              + preview(x, at, hidden);
+        }
+      }
+      return null;
+    }
+
+    private static String preview(float[] x, int at, int hidden) {
+      StringBuilder sb = new StringBuilder("[");
+      int k = Math.min(hidden, 4);
+      for (int i = 0; i < k; i++) {
+        sb.append(i == 0 ? "" : ", ").append(x[at + i]);
+      }
+      return sb.append(hidden > k ? ", ...]" : "]").toString();
+    }
+
+    private static int taskGpu() {
+      TaskContext tc = TaskContext.get();
+      if (tc == null) {
+        return -1;
+      }
+      ResourceInformation gpu = tc.resourcesJMap().get("gpu");
+      if (gpu == null || gpu.addresses().length == 0) {
+        return -1;
+      }
+      try {
+        return Integer.parseInt(gpu.addresses()[0].trim());
+      } catch (NumberFormatException e) {
+        throw new IllegalStateException("task gpu resource address '" + gpu.addresses()[0] + "' is not a device ordinal",
+            e);
+      }
+    }
+
+    private void finish() {
+      for (WritableColumnVector v : outs) {
+        if (v != null) {
+          v.close();
+        }
+      }
+      if (badRows > 0) {
+        LOG.warn("moe_score: partition {}: {} bad input rows ({} rows skipped, {} results nulled); first: {}", partition,
+            badRows, skipped, nulled, firstBad);
+      }
+    }
+  }
+}
