@@ -73,10 +73,18 @@ public final class MoeExtensions implements SparkSessionExtensionsProvider {
     }
   }
 
-  /** Whether {@code moe_score} is callable in this session (by the extension or {@link #install}). */
+  /**
+   * Whether {@code moe_score} is callable and planned by the batched operator in this session (by the
+   * extension or {@link #install}): the function resolves and the planner has {@link MoeStrategy}.
+   */
   public static boolean isInstalled(SparkSession spark) {
-    return spark instanceof org.apache.spark.sql.classic.SparkSession cs
-        && cs.sessionState().functionRegistry().functionExists(new FunctionIdentifier(MoeScoreExpr.NAME));
+    if (!(spark instanceof org.apache.spark.sql.classic.SparkSession cs)) {
+      return false;
+    }
+    boolean planned = Scala.list(cs.sessionState().planner().strategies()).stream()
+        .anyMatch(s -> s instanceof MoeStrategy);
+    return planned && cs.catalog().functionExists(MoeScoreExpr.NAME)
+        && cs.catalog().functionExists(MoeScoreExpr.ROUTED_NAME);
   }
 
   private static Function1<Seq<Expression>, Expression> builder(boolean routed) {

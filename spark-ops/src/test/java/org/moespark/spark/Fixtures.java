@@ -99,6 +99,27 @@ final class Fixtures {
     return out;
   }
 
+  /**
+   * Asserts that no physical node other than {@link MoeScoreExec} holds a {@code moe_score} call (so none
+   * could evaluate it row at a time) and returns how many MoeScoreExec nodes the plan has.
+   */
+  static int assertBatchedOnly(Dataset<?> df) {
+    SparkPlan plan = df.queryExecution().executedPlan();
+    int execs = 0;
+    for (SparkPlan p : nodes(plan)) {
+      if (p instanceof MoeScoreExec) {
+        execs++;
+        continue;
+      }
+      for (var e : Scala.list(p.expressions())) {
+        if (e.exists(x -> x instanceof MoeScoreExpr)) {
+          throw new AssertionError(p.nodeName() + " holds a moe_score call " + e + " in\n" + plan);
+        }
+      }
+    }
+    return execs;
+  }
+
   static MoeScoreExec exec(Dataset<?> df) {
     for (SparkPlan p : nodes(df.queryExecution().executedPlan())) {
       if (p instanceof MoeScoreExec e) {

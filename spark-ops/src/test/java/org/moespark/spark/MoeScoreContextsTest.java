@@ -36,11 +36,7 @@ class MoeScoreContextsTest {
   }
 
   static int execCount(Dataset<?> df) {
-    int n = 0;
-    for (var p : Fixtures.nodes(df.queryExecution().executedPlan())) {
-      n += p instanceof MoeScoreExec ? 1 : 0;
-    }
-    return n;
+    return Fixtures.assertBatchedOnly(df);
   }
 
   @Test

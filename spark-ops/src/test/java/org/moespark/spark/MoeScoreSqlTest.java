@@ -3,6 +3,7 @@ package org.moespark.spark;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
@@ -69,6 +70,20 @@ class MoeScoreSqlTest {
       c2r |= p instanceof ColumnarToRowExec;
     }
     assertTrue(c2r);
+  }
+
+  @Test
+  void expressionNeverEvaluatesRowWise() {
+    Dataset<Row> df = spark.sql("SELECT id, moe_score(emb, '" + Fixtures.modelUri() + "', 1) AS y FROM emb_pq");
+    MoeScoreExpr call = Scala.list(Fixtures.exec(df).calls()).get(0);
+    IllegalStateException e = assertThrows(IllegalStateException.class, () -> call.eval(null));
+    assertTrue(e.getMessage().contains("about to be evaluated one row at a time"), e.getMessage());
+    assertThrows(IllegalStateException.class, () -> call.genCode(
+        new org.apache.spark.sql.catalyst.expressions.codegen.CodegenContext()));
+    assertFalse(call.foldable());
+    assertEquals(1, Fixtures.assertBatchedOnly(df));
+    String explain = df.queryExecution().explainString(org.apache.spark.sql.execution.SimpleMode$.MODULE$);
+    assertTrue(explain.contains("MoeScoreExec"), explain);
   }
 
   @Test
