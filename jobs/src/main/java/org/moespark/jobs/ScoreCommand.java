@@ -16,7 +16,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import org.apache.spark.TaskEndReason;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
@@ -47,6 +49,9 @@ import org.moespark.spark.MoeScoreExpr;
  * rows/s; one row = one token, so tokens/s is the same number; expert assignments/s = K × that). Records
  * are counted from successful tasks of this job only, once per (stage, partition), so retried tasks after
  * a lost executor are not double counted.
+ *
+ * <p>Fault-injection hook for the cluster tests: the Spark conf key {@value GenCommand#TASK_DELAY_KEY}
+ * (milliseconds, default 0) makes every scoring task sleep that long before it reads its rows.
  */
 final class ScoreCommand implements Main.Command {
   @Override
@@ -135,6 +140,14 @@ final class ScoreCommand implements Main.Command {
     }
     if (o.partitions() > 0) {
       in = in.repartition(o.partitions());
+    }
+    long delayMs = Long.parseLong(in.sparkSession().conf().get(GenCommand.TASK_DELAY_KEY, "0"));
+    if (delayMs > 0) { // fault-injection hook of the cluster tests: slow tasks, so a Worker can be killed mid-job
+      MapPartitionsFunction<Row, Row> sleep = rows -> {
+        Thread.sleep(delayMs);
+        return rows;
+      };
+      in = in.mapPartitions(sleep, Encoders.row(schema));
     }
     List<Column> args = new ArrayList<>(List.of(col(RoutingStats.quote(o.inputCol())), lit(o.model()), lit(o.layer())));
     if (!o.callOptions().isEmpty()) {
