@@ -29,8 +29,9 @@ import org.moespark.model.SafeTensorsWriter;
  * {@code MoeLayer.load} reads. Every layer is a MoE layer (DeepSeek {@code first_k_dense_replace = 0},
  * Qwen {@code decoder_sparse_step = 1}).
  *
- * <p>Weights are N(0, 1/fan_in) (router rows N(0, 1/H), so unit-variance embeddings give unit-variance
- * logits and routing that is neither uniform nor one-hot); biases N(0, 0.1²). Each tensor has its own
+ * <p>Expert weights are N(0, 1/fan_in); router rows N(0, 4/H), so unit-variance embeddings give router
+ * logits of standard deviation 2 (routing clearly preferring some experts, as trained routers do, without
+ * being one-hot); biases N(0, 0.1²). Each tensor has its own
  * stream seeded from ({@code seed}, tensor name), so a tensor's values do not depend on which other
  * tensors exist (changing {@code --layers} keeps layer 0 identical).
  */
@@ -194,11 +195,12 @@ final class GenModel {
     long i = s.intermediate();
     double wh = 1 / Math.sqrt(h);
     double wi = 1 / Math.sqrt(i);
+    double router = 2 / Math.sqrt(h);
     for (int l = 0; l < s.layers(); l++) {
       String p = "model.layers." + l + ".";
       switch (s.family()) {
         case MIXTRAL:
-          out.add(new TensorSpec(p + "block_sparse_moe.gate.weight", new long[] {e, h}, wh, false));
+          out.add(new TensorSpec(p + "block_sparse_moe.gate.weight", new long[] {e, h}, router, false));
           for (int x = 0; x < e; x++) {
             String q = p + "block_sparse_moe.experts." + x + ".";
             out.add(new TensorSpec(q + "w1.weight", new long[] {i, h}, wh, false));
@@ -210,7 +212,7 @@ final class GenModel {
         case QWEN3_MOE:
         case OLMOE:
         case DEEPSEEK_V3:
-          out.add(new TensorSpec(p + "mlp.gate.weight", new long[] {e, h}, wh, false));
+          out.add(new TensorSpec(p + "mlp.gate.weight", new long[] {e, h}, router, false));
           if (s.family() == Family.DEEPSEEK_V3) {
             out.add(new TensorSpec(p + "mlp.gate.e_score_correction_bias", new long[] {e}, 0.1, true));
           }
@@ -225,7 +227,7 @@ final class GenModel {
           }
           break;
         case GPT_OSS:
-          out.add(new TensorSpec(p + "mlp.router.weight", new long[] {e, h}, wh, false));
+          out.add(new TensorSpec(p + "mlp.router.weight", new long[] {e, h}, router, false));
           out.add(new TensorSpec(p + "mlp.router.bias", new long[] {e}, 0.1, false));
           out.add(new TensorSpec(p + "mlp.experts.gate_up_proj", new long[] {e, h, 2 * i}, wh, false));
           out.add(new TensorSpec(p + "mlp.experts.gate_up_proj_bias", new long[] {e, 2 * i}, 0.1, false));
