@@ -68,6 +68,7 @@ final class GenCommand implements Main.Command {
     out.println("       moe gen model --family mixtral|qwen2_moe|qwen3_moe|olmoe|deepseek_v3|gpt_oss --output DIR");
     out.println("                     [--hidden H] [--experts E] [--top-k K] [--intermediate I] [--layers L]");
     out.println("                     [--dtype f32|bf16] [--seed S] [--overwrite]");
+    out.println("                     [--shared-intermediate N (qwen2_moe)] [--groups G --topk-group T (deepseek_v3)]");
   }
 
   private static int embeddings(String[] argv, PrintStream out) {

@@ -101,13 +101,33 @@ class NotebooksRunTest {
     }
   }
 
+  /** A notebook's run: its own session (temp views and SET keys do not leak between notebooks) and result. */
+  record Run(SparkSession session, NotebookRunner.Result result, Notebook notebook) {}
+
+  private static final Map<String, Run> RUNS = new HashMap<>();
+
+  /** Runs a notebook once per test JVM, in a fresh session of the shared context with the extension installed. */
+  static synchronized Run runOnce(Path file) throws IOException {
+    String key = file.toAbsolutePath().normalize().toString();
+    Run r = RUNS.get(key);
+    if (r == null) {
+      SparkSession s = spark.newSession();
+      MoeExtensions.install(s);
+      Notebook nb = Notebook.read(file);
+      r = new Run(s, NotebookRunner.run(nb, s, params), nb);
+      RUNS.put(key, r);
+    }
+    return r;
+  }
+
   @TestFactory
   Stream<DynamicTest> everyNotebookRuns() throws IOException {
     List<Path> nbs = notebooks();
     assertTrue(nbs.size() >= 2, "expected the notebooks under " + Path.of(".").toAbsolutePath() + ", found " + nbs);
     return nbs.stream().map(p -> DynamicTest.dynamicTest(p.getFileName().toString(), () -> {
-      Notebook nb = Notebook.read(p);
-      NotebookRunner.Result r = NotebookRunner.run(nb, spark, params);
+      Run run = runOnce(p);
+      Notebook nb = run.notebook();
+      NotebookRunner.Result r = run.result();
       assertTrue(r.sqlCells() > 0 && r.statements() >= r.sqlCells(), nb.name() + ": " + r);
       assertTrue(r.skipped().getOrDefault("md", 0) > 0, nb.name() + " documents itself in %md cells: " + r);
       System.out.printf("notebook %s: %d SQL cells, %d statements, skipped %s%n", nb.name(), r.sqlCells(),
@@ -117,9 +137,10 @@ class NotebooksRunTest {
 
   @Test
   void scoringNotebookWritesEveryRow() throws IOException {
-    NotebookRunner.Result r = NotebookRunner.run(Notebook.read(Path.of("01_score_embeddings.sql")), spark, params);
+    Run run = runOnce(Path.of("01_score_embeddings.sql"));
+    NotebookRunner.Result r = run.result();
     assertEquals(Map.of("md", 6, "scala", 1), r.skipped());
-    List<Row> last = NotebookRunner.rows(r, Notebook.read(Path.of("01_score_embeddings.sql")).cells().size());
+    List<Row> last = NotebookRunner.rows(r, run.notebook().cells().size());
     assertEquals(300L, last.get(0).getLong(0), "rows written by the notebook");
     List<Row> routed = spark.read().parquet(params.get("output_path")).selectExpr("size(topk_ids)", "size(output)")
         .distinct().collectAsList();
@@ -128,7 +149,7 @@ class NotebooksRunTest {
 
   @Test
   void routingNotebookGivesTheHandComputedNumbers() throws IOException {
-    NotebookRunner.run(Notebook.read(Path.of("02_routing_statistics.sql")), spark, params);
+    SparkSession spark = runOnce(Path.of("02_routing_statistics.sql")).session();
     List<Row> load = spark.sql("SELECT expert, tokens, share, weight_sum FROM expert_load ORDER BY expert").collectAsList();
     assertEquals(List.of(
         RowFactory.create(0, 4L, 0.5, 1.375),
