@@ -36,8 +36,7 @@ int32_t* pinned_scratch(size_t bytes) {
 }
 
 PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, jint experts, jlong expert_base,
-                          jlong block_counts, jlong expert_counts, jlong rowmap, jlong prob_out, jlong src_row,
-                          jlong expert_of_row) {
+                          jlong block_counts, jlong rowmap, jlong prob_out, jlong src_row, jlong expert_of_row) {
   PermuteMapsArgs a{};
   a.route = as_ptr<const int32_t>(route);
   a.probs = as_ptr<const float>(probs);
@@ -45,8 +44,7 @@ PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, ji
   a.top_k = top_k;
   a.experts = experts;
   a.expert_base = as_ptr<const int64_t>(expert_base);
-  a.block_counts = as_ptr<int32_t>(block_counts);
-  a.expert_counts = as_ptr<int32_t>(expert_counts);
+  a.block_counts = as_ptr<const int32_t>(block_counts);
   a.rowmap = as_ptr<int32_t>(rowmap);
   a.prob_out = as_ptr<float>(prob_out);
   a.src_row = as_ptr<int32_t>(src_row);
@@ -56,28 +54,34 @@ PermuteMapsArgs maps_args(jlong route, jlong probs, jlong tokens, jint top_k, ji
 
 }  // namespace
 
-// Validation and passes 1+2 with one host synchronization. Returns
-// {first bad-id token, first duplicate token, first expert whose count != tokens_per_expert, counts[E]...}
-// (INT32_MAX = none); expert_base is filled on the device from tokens_per_expert.
-JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(JNIEnv* env, jclass, jlong route, jlong tokens,
-                                                                       jint top_k, jint experts, jintArray tokens_per_expert,
-                                                                       jint align, jlong block_counts,
-                                                                       jlong expert_counts, jlong expert_base,
-                                                                       jlong flags, jlong stream) {
+// Validation and passes 1+2: two launches, one small pinned readback, one host synchronization.
+// Returns {first bad-id token, first duplicate token, first expert whose count != tokens_per_expert,
+// counts[E]...} (INT32_MAX = none); expert_base and the padding rows are filled on the device.
+JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(
+    JNIEnv* env, jclass, jlong route, jlong tokens, jint top_k, jint experts, jintArray tokens_per_expert, jint align,
+    jlong block_counts, jlong block_flags, jlong ticket, jlong expert_base, jlong result, jlong src_row,
+    jlong expert_of_row, jlong prob_out, jlong stream) {
   JNI_TRY {
-    cudaStream_t s = as_stream(stream);
-    int32_t* f = as_ptr<int32_t>(flags);
-    launch_validate_route(as_ptr<const int32_t>(route), tokens, top_k, experts, f, s);
-    PermuteMapsArgs a = maps_args(route, 0, tokens, top_k, experts, 0, block_counts, expert_counts, 0, 0, 0, 0);
-    launch_permute_count(a, s);
     if (experts > kMaxPermuteExperts) throw bad_argument("numExperts above " + std::to_string(kMaxPermuteExperts));
+    cudaStream_t s = as_stream(stream);
     ExpertCounts tpe{};
     env->GetIntArrayRegion(tokens_per_expert, 0, experts, tpe.count);
-    launch_permute_base(tpe, a.expert_counts, experts, align, as_ptr<int64_t>(expert_base), f, s);
+    PermuteScanArgs a{};
+    a.experts = experts;
+    a.nblocks = permute_num_blocks(tokens);
+    a.align = align;
+    a.block_counts = as_ptr<int32_t>(block_counts);
+    a.block_flags = as_ptr<int32_t>(block_flags);
+    a.ticket = as_ptr<unsigned>(ticket);
+    a.expert_base = as_ptr<int64_t>(expert_base);
+    a.result = as_ptr<int32_t>(result);
+    a.src_row = as_ptr<int32_t>(src_row);
+    a.expert_of_row = as_ptr<int32_t>(expert_of_row);
+    a.prob_out = as_ptr<float>(prob_out);
+    launch_permute_prepare(a, as_ptr<const int32_t>(route), tokens, top_k, tpe, s);
     // Small readback through a per-thread pinned buffer: pageable copies cost tens of microseconds here.
     int32_t* host = pinned_scratch(sizeof(int32_t) * (3 + kMaxPermuteExperts));
-    CUDA_CHECK(cudaMemcpyAsync(host, f, 3 * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
-    CUDA_CHECK(cudaMemcpyAsync(host + 3, a.expert_counts, sizeof(int32_t) * experts, cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaMemcpyAsync(host, a.result, sizeof(int32_t) * (3 + experts), cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
     jintArray out = env->NewIntArray(3 + experts);
     if (out != nullptr) env->SetIntArrayRegion(out, 0, 3 + experts, host);
@@ -86,23 +90,17 @@ JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(JNIEnv*
   JNI_CATCH(env, nullptr)
 }
 
-// Pass 3 (asynchronous): rowmap [S,E], prob [R], expert index [R], source row [R]; padding rows get
-// prob 0, expert -1, source -1.
+// Pass 3 (asynchronous): rowmap [S,E], and prob / expert index / source row of every routed row
+// (the padding rows were filled by pass 2).
 JNIEXPORT void JNICALL Java_org_moespark_ops_MoePermuteGpu_assign0(JNIEnv* env, jclass, jlong route, jlong probs,
                                                                  jlong tokens, jint top_k, jint experts,
-                                                                 jlong expert_base, jlong rows, jlong block_counts,
+                                                                 jlong expert_base, jlong block_counts,
                                                                  jlong rowmap, jlong prob_out, jlong src_row,
                                                                  jlong expert_of_row, jlong stream) {
   JNI_TRY {
-    cudaStream_t s = as_stream(stream);
-    if (rows > 0) {
-      launch_fill_i32(as_ptr<int32_t>(src_row), rows, -1, s);
-      launch_fill_i32(as_ptr<int32_t>(expert_of_row), rows, -1, s);
-      CUDA_CHECK(cudaMemsetAsync(as_ptr<void>(prob_out), 0, sizeof(float) * rows, s));
-    }
-    launch_permute_assign(maps_args(route, probs, tokens, top_k, experts, expert_base, block_counts, 0, rowmap, prob_out,
+    launch_permute_assign(maps_args(route, probs, tokens, top_k, experts, expert_base, block_counts, rowmap, prob_out,
                                     src_row, expert_of_row),
-                          s);
+                          as_stream(stream));
   }
   JNI_CATCH(env, )
 }

@@ -52,39 +52,109 @@ __device__ __forceinline__ int rank_below(const uint32_t* s_bits, int e, int t) 
   return r;
 }
 
-// Pass 1: per block of kTB tokens, how many valid slots each expert has.
+// Pass 1 (+ route validation): per block of kTB tokens (one thread per token), how many valid slots
+// each expert has, and the block's first token with an id outside {-1} ∪ [0, E) / naming an expert
+// twice (INT32_MAX when none; a shared atomicMin over distinct token ids: order-independent).
+// Block 0 also resets the pass-2 ticket (kernels on one stream run in order).
 __global__ void permute_count_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
-                                     int32_t* __restrict__ block_counts) {
+                                     int32_t* __restrict__ block_counts, int32_t* __restrict__ block_flags,
+                                     unsigned* __restrict__ ticket) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTB;
-  const int nt = static_cast<int>(tokens - t0 < kTB ? tokens - t0 : kTB);
+  const int nt = static_cast<int>(tokens - t0 < kTB ? (tokens - t0 > 0 ? tokens - t0 : 0) : kTB);
+  __shared__ int32_t s_bad[2];
   extern __shared__ uint32_t s_bits[];
-  build_bits(route, t0, nt, top_k, experts, s_bits);
+  if (blockIdx.x == 0 && threadIdx.x == 0) *ticket = 0u;
+  if (threadIdx.x < 2) s_bad[threadIdx.x] = INT32_MAX;
+  build_bits(route, t0, nt, top_k, experts, s_bits);  // synchronizes, so s_bad is initialised below
+  if (static_cast<int>(threadIdx.x) < nt) {
+    const int32_t t = static_cast<int32_t>(t0 + threadIdx.x);
+    const int32_t* r = route + (t0 + threadIdx.x) * top_k;
+    for (int k = 0; k < top_k; ++k) {
+      const int32_t e = r[k];
+      if (e == -1) continue;
+      if (e < 0 || e >= experts) atomicMin(&s_bad[0], t);
+      for (int j = 0; j < k; ++j) {
+        if (r[j] == e) atomicMin(&s_bad[1], t);
+      }
+    }
+  }
   for (int e = threadIdx.x; e < experts; e += blockDim.x) {
     block_counts[static_cast<int64_t>(blockIdx.x) * experts + e] = rank_below(s_bits, e, kTB);
   }
+  __syncthreads();
+  if (threadIdx.x < 2) block_flags[2 * static_cast<int64_t>(blockIdx.x) + threadIdx.x] = s_bad[threadIdx.x];
 }
 
-// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals. One warp per
-// expert: 32 blocks per step, a shuffle scan, a running carry (integer sums: order-independent).
-__global__ void permute_scan_kernel(int32_t* __restrict__ block_counts, int nblocks, int32_t experts,
-                                    int32_t* __restrict__ expert_counts) {
+// Pass 2: exclusive prefix over blocks, per expert (in place), and per-expert totals into
+// result[3 + e]. One warp per expert: 32 blocks per step, a shuffle scan, a running carry (integer
+// sums: order-independent). The last block to finish (a ticket; which block it is does not change
+// any value) then reduces the validation flags into result[0..1], compares the totals with
+// tokens_per_expert (result[2] = first mismatching expert), writes expert_base (exclusive prefix of
+// the padded counts) and pre-fills the padding rows (source -1, expert -1, prob 0).
+__global__ void permute_scan_kernel(PermuteScanArgs a, const ExpertCounts tpe) {
   const int lane = threadIdx.x & 31;
-  const int e = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  if (e >= experts) return;
-  int32_t carry = 0;
-  for (int b0 = 0; b0 < nblocks; b0 += 32) {
-    const int b = b0 + lane;
-    const int32_t c = b < nblocks ? block_counts[static_cast<int64_t>(b) * experts + e] : 0;
-    int32_t incl = c;
+  const int e = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+  if (e < a.experts) {
+    int32_t carry = 0;
+    for (int b0 = 0; b0 < a.nblocks; b0 += 32) {
+      const int b = b0 + lane;
+      const int64_t at = static_cast<int64_t>(b) * a.experts + e;
+      const int32_t c = b < a.nblocks ? a.block_counts[at] : 0;
+      int32_t incl = c;
 #pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      const int32_t v = __shfl_up_sync(0xffffffffu, incl, d);
-      if (lane >= d) incl += v;
+      for (int d = 1; d < 32; d <<= 1) {
+        const int32_t v = __shfl_up_sync(0xffffffffu, incl, d);
+        if (lane >= d) incl += v;
+      }
+      if (b < a.nblocks) a.block_counts[at] = carry + incl - c;
+      carry += __shfl_sync(0xffffffffu, incl, 31);
     }
-    if (b < nblocks) block_counts[static_cast<int64_t>(b) * experts + e] = carry + incl - c;
-    carry += __shfl_sync(0xffffffffu, incl, 31);
+    if (lane == 0) a.result[3 + e] = carry;
   }
-  if (lane == 0) expert_counts[e] = carry;
+  __shared__ bool s_last;
+  __shared__ int32_t s_bad[3];
+  __shared__ int64_t s_base[kMaxPermuteExperts + 1];
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) s_last = atomicAdd(a.ticket, 1u) == gridDim.x - 1;
+  if (threadIdx.x < 3) s_bad[threadIdx.x] = INT32_MAX;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < 2 * a.nblocks; i += blockDim.x) atomicMin(&s_bad[i & 1], __ldcg(a.block_flags + i));
+  for (int x = threadIdx.x; x < a.experts; x += blockDim.x) {
+    if (__ldcg(a.result + 3 + x) != tpe.count[x]) atomicMin(&s_bad[2], x);
+  }
+  if (threadIdx.x < 32) {  // warp 0: exclusive prefix of the padded counts, 32 experts per step
+    int64_t run = 0;
+    for (int x0 = 0; x0 < a.experts; x0 += 32) {
+      const int x = x0 + lane;
+      const int64_t v = x < a.experts ? (static_cast<int64_t>(tpe.count[x]) + a.align - 1) / a.align * a.align : 0;
+      int64_t incl = v;
+#pragma unroll
+      for (int d = 1; d < 32; d <<= 1) {
+        const int64_t u = __shfl_up_sync(0xffffffffu, incl, d);
+        if (lane >= d) incl += u;
+      }
+      if (x < a.experts) {
+        s_base[x] = run + incl - v;
+        a.expert_base[x] = run + incl - v;
+      }
+      run += __shfl_sync(0xffffffffu, incl, 31);
+    }
+    if (lane == 0) s_base[a.experts] = run;
+  }
+  __syncthreads();
+  if (threadIdx.x < 3) a.result[threadIdx.x] = s_bad[threadIdx.x];
+  const int warp = threadIdx.x >> 5;
+  const int nwarps = blockDim.x >> 5;
+  for (int x = warp; x < a.experts; x += nwarps) {
+    for (int64_t r = s_base[x] + tpe.count[x] + lane; r < s_base[x + 1]; r += 32) {
+      a.src_row[r] = -1;
+      if (a.expert_of_row != nullptr) a.expert_of_row[r] = -1;
+      if (a.prob_out != nullptr) a.prob_out[r] = 0.f;
+    }
+  }
 }
 
 // Pass 3: rowmap for the block (coalesced over (t, e)), then per valid slot the row's source, prob
@@ -95,19 +165,22 @@ __global__ void permute_assign_kernel(PermuteMapsArgs a) {
   const int E = a.experts;
   const int K = a.top_k;
   extern __shared__ uint32_t s_bits[];
-  build_bits(a.route, t0, nt, K, E, s_bits);
+  // First row of each expert's slice for this block (fits int32: rows <= INT32_MAX is checked in Java).
+  int32_t* s_first = reinterpret_cast<int32_t*>(s_bits + kWords * E);
   const int32_t* prefix = a.block_counts + static_cast<int64_t>(blockIdx.x) * E;
+  for (int e = threadIdx.x; e < E; e += blockDim.x) s_first[e] = static_cast<int32_t>(a.expert_base[e] + prefix[e]);
+  build_bits(a.route, t0, nt, K, E, s_bits);  // synchronizes: s_first is visible below
   for (int i = threadIdx.x; i < nt * E; i += blockDim.x) {
     const int t = i / E;
     const int e = i - t * E;
     const bool routed = (s_bits[e * kWords + (t >> 5)] >> (t & 31)) & 1u;
-    a.rowmap[(t0 + t) * E + e] = routed ? static_cast<int32_t>(a.expert_base[e] + prefix[e] + rank_below(s_bits, e, t)) : -1;
+    a.rowmap[(t0 + t) * E + e] = routed ? s_first[e] + rank_below(s_bits, e, t) : -1;
   }
   for (int i = threadIdx.x; i < nt * K; i += blockDim.x) {
     const int t = i / K;
     const int32_t e = a.route[t0 * K + i];
     if (e < 0 || e >= E) continue;
-    const int64_t row = a.expert_base[e] + prefix[e] + rank_below(s_bits, e, t);
+    const int64_t row = s_first[e] + rank_below(s_bits, e, t);
     a.src_row[row] = static_cast<int32_t>(t0 + t);
     if (a.prob_out != nullptr) a.prob_out[row] = a.probs != nullptr ? a.probs[t0 * K + i] : 0.f;
     if (a.expert_of_row != nullptr) a.expert_of_row[row] = e;
@@ -120,6 +193,11 @@ constexpr int kUnroll = 4;
 
 template <typename V>
 __device__ __forceinline__ V load_nc(const V* p) { return __ldg(p); }
+// Streaming store (evict-first): permuted rows are written once and not read again by this kernel.
+template <typename V>
+__device__ __forceinline__ void store_cs(V* p, const V& v) { *p = v; }
+template <>
+__device__ __forceinline__ void store_cs<uint4>(uint4* p, const uint4& v) { __stcs(p, v); }
 template <>
 __device__ __forceinline__ uint8_t load_nc<uint8_t>(const uint8_t* p) { return *p; }
 
@@ -185,7 +263,7 @@ __global__ void scatter_rows_kernel(const V* __restrict__ src, int64_t row_vecs,
         for (int j = 0; j < cnt; ++j) {
           V* o = out + static_cast<int64_t>(s_dst[j]) * row_vecs;
 #pragma unroll
-          for (int u = 0; u < kUnroll; ++u) o[c + 32 * u] = v[u];
+          for (int u = 0; u < kUnroll; ++u) store_cs(o + c + 32 * u, v[u]);
         }
       }
       for (; c < row_vecs; c += 32) {
@@ -320,36 +398,57 @@ __global__ void unpermute_vec_kernel(const uint4* __restrict__ xu, int64_t row_v
     }
     __syncwarp();
     uint4* o = out + t * row_vecs;
-    for (int64_t c = lane; c < row_vecs; c += 32) {
-      uint4 res = make_uint4(0, 0, 0, 0);
+    // Two 16-byte columns per lane per step: 2·cnt independent loads in flight.
+    for (int64_t c0 = lane; c0 < row_vecs; c0 += 64) {
+      const bool two = c0 + 32 < row_vecs;
       if (cnt == 1 && !weighted) {
-        res = __ldg(xu + static_cast<int64_t>(s_rows[0]) * row_vecs + c);
-      } else if (cnt >= 1) {
-        float acc[kElems];
+        const uint4* in = xu + static_cast<int64_t>(s_rows[0]) * row_vecs;
+        const uint4 a = __ldg(in + c0);
+        const uint4 b = two ? __ldg(in + c0 + 32) : make_uint4(0, 0, 0, 0);
+        o[c0] = a;
+        if (two) o[c0 + 32] = b;
+        continue;
+      }
+      if (cnt == 0) {
+        o[c0] = make_uint4(0, 0, 0, 0);
+        if (two) o[c0 + 32] = make_uint4(0, 0, 0, 0);
+        continue;
+      }
+      float acc[2][kElems];
 #pragma unroll
-        for (int i = 0; i < kElems; ++i) acc[i] = 0.f;
-#pragma unroll 4
-        for (int j = 0; j < cnt; ++j) {
-          const uint4 v = __ldg(xu + static_cast<int64_t>(s_rows[j]) * row_vecs + c);
-          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-          const float p = s_prob[j];
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int i = 0; i < kElems; ++i) acc[h][i] = 0.f;
+      }
+#pragma unroll 2
+      for (int j = 0; j < cnt; ++j) {
+        const uint4* in = xu + static_cast<int64_t>(s_rows[j]) * row_vecs;
+        const uint4 v0 = __ldg(in + c0);
+        const uint4 v1 = two ? __ldg(in + c0 + 32) : make_uint4(0, 0, 0, 0);
+        const float p = s_prob[j];
+        const uint32_t w[2][4] = {{v0.x, v0.y, v0.z, v0.w}, {v1.x, v1.y, v1.z, v1.w}};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
 #pragma unroll
           for (int i = 0; i < kElems; ++i) {
-            const float x = kBf16 ? __uint_as_float((i & 1) ? (w[i >> 1] & 0xffff0000u) : (w[i >> 1] << 16))
-                                  : __uint_as_float(w[i]);
-            acc[i] = weighted ? fmaf(x, p, acc[i]) : x + acc[i];
+            const float x = kBf16 ? __uint_as_float((i & 1) ? (w[h][i >> 1] & 0xffff0000u) : (w[h][i >> 1] << 16))
+                                  : __uint_as_float(w[h][i]);
+            acc[h][i] = weighted ? fmaf(x, p, acc[h][i]) : x + acc[h][i];
           }
         }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (h == 1 && !two) break;
         uint32_t r[4];
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q])) |
-                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[2 * q + 1])) << 16))
-                       : __float_as_uint(acc[q]);
+          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[h][2 * q])) |
+                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[h][2 * q + 1])) << 16))
+                       : __float_as_uint(acc[h][q]);
         }
-        res = make_uint4(r[0], r[1], r[2], r[3]);
+        o[c0 + 32 * h] = make_uint4(r[0], r[1], r[2], r[3]);
       }
-      o[c] = res;
     }
     __syncwarp();
   }
@@ -373,48 +472,8 @@ __global__ void unpermute_probs_kernel(const int32_t* __restrict__ route, int64_
 }
 
 
-// flags[0] = first token with an id outside {-1} ∪ [0, E), flags[1] = first token with a duplicate
-// expert; INT32_MAX when none. atomicMin: the final value does not depend on thread order.
-__global__ void validate_route_kernel(const int32_t* __restrict__ route, int64_t tokens, int32_t top_k, int32_t experts,
-                                      int32_t* __restrict__ flags) {
-  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < tokens;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t* r = route + t * top_k;
-    for (int k = 0; k < top_k; ++k) {
-      const int32_t e = r[k];
-      if (e == -1) continue;
-      if (e < 0 || e >= experts) atomicMin(&flags[0], static_cast<int32_t>(t));
-      for (int j = 0; j < k; ++j) {
-        if (r[j] == e) atomicMin(&flags[1], static_cast<int32_t>(t));
-      }
-    }
-  }
-}
-
-__global__ void fill_i32_kernel(int32_t* p, int64_t n, int32_t v) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    p[i] = v;
-}
 
 
-
-// One thread: padded segment offsets from tokens_per_expert, and the first expert whose routed count
-// differs from tokens_per_expert (flags[2], INT_MAX when none).
-__global__ void permute_base_kernel(const ExpertCounts tpe, const int32_t* __restrict__ expert_counts, int32_t experts,
-                                    int32_t align, int64_t* __restrict__ expert_base, int32_t* __restrict__ flags) {
-  const int32_t* tokens_per_expert = tpe.count;
-  if (threadIdx.x != 0 || blockIdx.x != 0) return;
-  int64_t run = 0;
-  int32_t bad = INT_MAX;
-  for (int e = 0; e < experts; ++e) {
-    expert_base[e] = run;
-    const int64_t c = tokens_per_expert[e];
-    run += (c + align - 1) / align * align;
-    if (bad == INT_MAX && expert_counts[e] != tokens_per_expert[e]) bad = e;
-  }
-  flags[2] = bad;
-}
 
 int grid_for(int64_t items, int per_block_items = 1) {
   const int64_t b = (items + per_block_items - 1) / per_block_items;
@@ -423,49 +482,23 @@ int grid_for(int64_t items, int per_block_items = 1) {
 
 }  // namespace
 
-void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream) {
-  if (a.tokens == 0) {
-    check_cuda(cudaMemsetAsync(a.expert_counts, 0, sizeof(int32_t) * a.experts, stream), "memset expert_counts");
-    return;
-  }
-  const int nblocks = permute_num_blocks(a.tokens);
+void launch_permute_prepare(const PermuteScanArgs& a, const int32_t* route, int64_t tokens, int32_t top_k,
+                            const ExpertCounts& tokens_per_expert, cudaStream_t stream) {
+  const int nblocks = a.nblocks < 1 ? 1 : a.nblocks;  // block 0 also resets the ticket when tokens == 0
   const size_t smem = sizeof(uint32_t) * kWords * a.experts;
-  const int threads = kTB;
-  permute_count_kernel<<<nblocks, threads, smem, stream>>>(a.route, a.tokens, a.top_k, a.experts, a.block_counts);
+  permute_count_kernel<<<nblocks, kTB, smem, stream>>>(route, tokens, top_k, a.experts, a.block_counts, a.block_flags,
+                                                       a.ticket);
   check_launch("permute_count_kernel");
-  permute_scan_kernel<<<(a.experts * 32 + 255) / 256, 256, 0, stream>>>(a.block_counts, nblocks, a.experts,
-                                                                        a.expert_counts);
+  permute_scan_kernel<<<(a.experts * 32 + 255) / 256, 256, 0, stream>>>(a, tokens_per_expert);
   check_launch("permute_scan_kernel");
 }
 
 void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream) {
   if (a.tokens == 0) return;
   const int nblocks = permute_num_blocks(a.tokens);
-  const size_t smem = sizeof(uint32_t) * kWords * a.experts;
-  const int threads = kTB;
-  permute_assign_kernel<<<nblocks, threads, smem, stream>>>(a);
+  const size_t smem = (sizeof(uint32_t) * kWords + sizeof(int32_t)) * a.experts;
+  permute_assign_kernel<<<nblocks, 4 * kTB, smem, stream>>>(a);  // 4 threads per token for the [t, E] rowmap
   check_launch("permute_assign_kernel");
-}
-
-void launch_permute_base(const ExpertCounts& tokens_per_expert, const int32_t* expert_counts, int32_t experts,
-                         int32_t align, int64_t* expert_base, int32_t* flags, cudaStream_t stream) {
-  permute_base_kernel<<<1, 32, 0, stream>>>(tokens_per_expert, expert_counts, experts, align, expert_base, flags);
-  check_launch("permute_base_kernel");
-}
-
-void launch_validate_route(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, int32_t* flags,
-                           cudaStream_t stream) {
-  fill_i32_kernel<<<1, 32, 0, stream>>>(flags, 2, INT32_MAX);
-  check_launch("fill_i32_kernel");
-  if (tokens == 0) return;
-  validate_route_kernel<<<grid_for(tokens, 256), 256, 0, stream>>>(route, tokens, top_k, experts, flags);
-  check_launch("validate_route_kernel");
-}
-
-void launch_fill_i32(int32_t* p, int64_t n, int32_t value, cudaStream_t stream) {
-  if (n == 0) return;
-  fill_i32_kernel<<<grid_for(n, 256), 256, 0, stream>>>(p, n, value);
-  check_launch("fill_i32_kernel");
 }
 
 void launch_gather_rows(const void* src, int64_t src_rows, int64_t row_bytes, const int32_t* src_row, int64_t rows,

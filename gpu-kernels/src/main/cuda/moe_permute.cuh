@@ -24,18 +24,12 @@ struct PermuteMapsArgs {
   int32_t top_k;              // K
   int32_t experts;            // E
   const int64_t* expert_base; // [E] device: first output row of each expert (Σ padded counts before it)
-  int32_t* block_counts;      // [nblocks, E] device scratch
-  int32_t* expert_counts;     // [E] device out: valid assignments per expert (for the tokens_per_expert check)
+  const int32_t* block_counts;  // [nblocks, E] device: per-expert exclusive prefix over blocks (pass 2)
   int32_t* rowmap;            // [S, E] out: output row of (t, e) or -1
-  float* prob_out;            // [R] out or nullptr (padding rows must be pre-zeroed)
-  int32_t* src_row;           // [R] out: source token of each output row (padding rows pre-set to -1)
-  int32_t* expert_of_row;     // [R] out or nullptr: expert of each output row (padding pre-set to -1)
+  float* prob_out;            // [R] out or nullptr (padding rows are filled by pass 2)
+  int32_t* src_row;           // [R] out: source token of each output row (padding rows: pass 2)
+  int32_t* expert_of_row;     // [R] out or nullptr: expert of each output row (padding rows: pass 2)
 };
-
-// flags[0] = first token with an id outside {-1} ∪ [0, E), flags[1] = first token naming an expert
-// twice (INT_MAX when none); the minimum is order-independent, so the result is deterministic.
-void launch_validate_route(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, int32_t* flags,
-                           cudaStream_t stream);
 
 // tokens_per_expert travels as a kernel parameter (no host-to-device copy for it).
 constexpr int kMaxPermuteExperts = 384;
@@ -43,23 +37,33 @@ struct ExpertCounts {
   int32_t count[kMaxPermuteExperts];
 };
 
-// expert_base[e] = Σ_{j<e} ceil(tpe[j]/align)*align; flags[2] = first e with expert_counts[e] != tpe[e].
-void launch_permute_base(const ExpertCounts& tokens_per_expert, const int32_t* expert_counts, int32_t experts,
-                         int32_t align, int64_t* expert_base, int32_t* flags, cudaStream_t stream);
+struct PermuteScanArgs {
+  int32_t experts;          // E
+  int32_t nblocks;          // permute_num_blocks(tokens)
+  int32_t align;            // padding alignment (rows), > 0
+  int32_t* block_counts;    // [max(1, nblocks), E] scratch: per-block counts, then their per-expert exclusive prefix
+  int32_t* block_flags;     // [max(1, nblocks), 2] scratch: per-block first bad-id / duplicate token
+  unsigned* ticket;         // scratch word (reset by pass 1)
+  int64_t* expert_base;     // [E] out: first output row of each expert = Σ_{j<e} ceil(tpe[j]/align)*align
+  int32_t* result;          // [3 + E] out: first bad-id token, first duplicate token, first expert whose routed
+                            // count != tokens_per_expert (INT32_MAX = none), then the routed count of each expert
+  int32_t* src_row;         // [R] out: padding rows set to -1 (the other rows are written by pass 3)
+  int32_t* expert_of_row;   // [R] out or nullptr: padding rows set to -1
+  float* prob_out;          // [R] out or nullptr: padding rows set to 0
+};
+
+// Passes 1+2 in two launches: route validation, per-block counts and their prefix, per-expert totals,
+// the tokens_per_expert check, expert_base and the padding rows. The caller reads `result` back and
+// checks it BEFORE pass 3 (expert_base and the output size were computed from tokens_per_expert).
+void launch_permute_prepare(const PermuteScanArgs& a, const int32_t* route, int64_t tokens, int32_t top_k,
+                            const ExpertCounts& tokens_per_expert, cudaStream_t stream);
 
 // Permute data movement reading each source row once: out[rowmap[t][e], :] = src[t, :] for every
 // routed (t, e); rows whose src_row is -1 (padding) are zeroed.
 void launch_scatter_rows(const void* src, int64_t row_bytes, const int32_t* rowmap, int64_t tokens, int32_t experts,
                          const int32_t* src_row, int64_t rows, void* out, cudaStream_t stream);
 
-void launch_fill_i32(int32_t* p, int64_t n, int32_t value, cudaStream_t stream);
-
-// Pass 1+2: per-block counts and their per-expert exclusive prefix (block_counts), and the per-expert
-// totals (expert_counts). The caller checks expert_counts against tokens_per_expert BEFORE pass 3,
-// since expert_base (and the output size) were computed from tokens_per_expert.
-void launch_permute_count(const PermuteMapsArgs& a, cudaStream_t stream);
-
-// Pass 3: rowmap / prob_out / src_row / expert_of_row. Requires launch_permute_count's block_counts.
+// Pass 3: rowmap / prob_out / src_row / expert_of_row (non-padding rows). Requires pass 2's block_counts.
 void launch_permute_assign(const PermuteMapsArgs& a, cudaStream_t stream);
 
 // out[r, :] = src[src_row[r], :] (row_bytes each), or zeros where src_row[r] < 0 and zero_missing.

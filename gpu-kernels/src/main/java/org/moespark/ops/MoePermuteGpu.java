@@ -31,9 +31,11 @@ public final class MoePermuteGpu {
     public final DeviceBuffer expertIndices;
     /** [R] int32: source token of each row, -1 for padding. */
     public final DeviceBuffer sourceRow;
+    /** Whether some rows are padding (their source is -1): only then must permuted copies zero rows. */
+    public final boolean hasPadding;
     private final DeviceBuffer backing;
 
-    DeviceMaps(int tokens, int numExperts, int rows, int[] offsets, DeviceBuffer backing) {
+    DeviceMaps(int tokens, int numExperts, int rows, int[] offsets, boolean hasPadding, DeviceBuffer backing) {
       this.tokens = tokens;
       this.numExperts = numExperts;
       this.rows = rows;
@@ -44,6 +46,7 @@ public final class MoePermuteGpu {
       this.tokenProbUnzipped = backing.view(rowmapBytes, 4L * rows);
       this.expertIndices = backing.view(rowmapBytes + 4L * rows, 4L * rows);
       this.sourceRow = backing.view(rowmapBytes + 8L * rows, 4L * rows);
+      this.hasPadding = hasPadding;
     }
 
     @Override
@@ -78,9 +81,11 @@ public final class MoePermuteGpu {
 
     int[] offsets = new int[numExperts + 1];
     long r = 0;
+    long routed = 0;
     for (int e = 0; e < numExperts; e++) {
       OpChecks.nonNegative(op, "tokensPerExpert[" + e + "]", tokensPerExpert[e]);
       offsets[e] = (int) r;
+      routed += tokensPerExpert[e];
       r += ((long) tokensPerExpert[e] + paddingAlignment - 1) / paddingAlignment * paddingAlignment;
       if (r > OpChecks.MAX_ELEMENTS) {
         throw OpChecks.fail(op, "padded row count exceeds " + OpChecks.MAX_ELEMENTS + " at expert " + e);
@@ -89,19 +94,23 @@ public final class MoePermuteGpu {
     int rows = (int) r;
     offsets[numExperts] = rows;
     int nblocks = Math.max(1, (tokens + 127) / 128);
-    // One scratch allocation (flags, per-block counts, per-expert counts, segment bases) and one
-    // output allocation (the four maps); see DeviceBuffer.view.
-    long countsOff = 16;
-    long countsBytes = 4L * nblocks * numExperts;
-    long expertOff = align8(countsOff + countsBytes);
-    long baseOff = align8(expertOff + 4L * numExperts);
-    DeviceBuffer out = null;
-    try (DeviceBuffer scratch = alloc.allocate(baseOff + 8L * numExperts, "MoePermuteGpu scratch")) {
-      // One synchronization: route validation, per-expert counts, and the tokens_per_expert check,
-      // all before any output row is written (rows were sized from tokens_per_expert).
+    // One allocation: the four maps (what DeviceMaps exposes), then the scratch of passes 1-2
+    // (per-block counts and flags, a ticket word, the readback words, expert_base); see DeviceBuffer.view.
+    long rowmapBytes = 4L * tokens * numExperts;
+    long countsOff = align8(rowmapBytes + 12L * rows);
+    long flagsOff = countsOff + 4L * nblocks * numExperts;
+    long ticketOff = flagsOff + 8L * nblocks;
+    long resultOff = ticketOff + 8;
+    long baseOff = align8(resultOff + 4L * (3 + numExperts));
+    DeviceBuffer backing = alloc.allocate(baseOff + 8L * numExperts, "MoePermuteGpu maps");
+    try {
+      DeviceMaps maps = new DeviceMaps(tokens, numExperts, rows, offsets, routed != rows, backing);
+      long b = backing.address();
+      // One synchronization: route validation, per-expert counts and the tokens_per_expert check, all
+      // before any routed row is written (the output was sized from tokens_per_expert).
       int[] res = prepare0(route.address(), tokens, topK, numExperts, tokensPerExpert, paddingAlignment,
-          scratch.address() + countsOff, scratch.address() + expertOff, scratch.address() + baseOff,
-          scratch.address(), stream);
+          b + countsOff, b + flagsOff, b + ticketOff, b + baseOff, b + resultOff, maps.sourceRow.address(),
+          maps.expertIndices.address(), maps.tokenProbUnzipped.address(), stream);
       if (res[0] != Integer.MAX_VALUE) {
         throw OpChecks.fail(op, "expertRoutemapTopk row " + res[0] + " has an expert id outside -1 or [0, "
             + numExperts + ")");
@@ -114,17 +123,12 @@ public final class MoePermuteGpu {
         throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
             + " but expertRoutemapTopk routes " + res[3 + e] + " tokens to expert " + e);
       }
-      long rowmapBytes = 4L * tokens * numExperts;
-      out = alloc.allocate(rowmapBytes + 12L * rows, "MoePermuteGpu maps");
-      DeviceMaps maps = new DeviceMaps(tokens, numExperts, rows, offsets, out);
-      assign0(route.address(), probs.address(), tokens, topK, numExperts, scratch.address() + baseOff, rows,
-          scratch.address() + countsOff, maps.rowmap.address(), maps.tokenProbUnzipped.address(),
-          maps.sourceRow.address(), maps.expertIndices.address(), stream);
+      assign0(route.address(), probs.address(), tokens, topK, numExperts, b + baseOff, b + countsOff,
+          maps.rowmap.address(), maps.tokenProbUnzipped.address(), maps.sourceRow.address(),
+          maps.expertIndices.address(), stream);
       return maps;
     } catch (RuntimeException e) {
-      if (out != null) {
-        out.close();
-      }
+      backing.close();
       throw e;
     }
   }
@@ -147,7 +151,7 @@ public final class MoePermuteGpu {
     fits(op, "src", src, rowBytes * maps.tokens);
     DeviceBuffer out = alloc.allocate(rowBytes * maps.rows, "hiddenStatesUnzipped");
     scatterRows0(src.address(), rowBytes, maps.rowmap.address(), maps.tokens, maps.numExperts,
-        maps.sourceRow.address(), maps.rows, out.address(), alloc.stream().handle());
+        maps.sourceRow.address(), maps.hasPadding ? maps.rows : 0, out.address(), alloc.stream().handle());
     return out;
   }
 
@@ -219,10 +223,11 @@ public final class MoePermuteGpu {
   }
 
   private static native int[] prepare0(long route, long tokens, int topK, int experts, int[] tokensPerExpert,
-      int align, long blockCounts, long expertCounts, long expertBase, long flags, long stream);
+      int align, long blockCounts, long blockFlags, long ticket, long expertBase, long result, long srcRow,
+      long expertOfRow, long probOut, long stream);
 
   private static native void assign0(long route, long probs, long tokens, int topK, int experts, long expertBase,
-      long rows, long blockCounts, long rowmap, long probOut, long srcRow, long expertOfRow, long stream);
+      long blockCounts, long rowmap, long probOut, long srcRow, long expertOfRow, long stream);
 
   private static native void gatherRows0(long src, long srcRows, long rowBytes, long srcRow, long rows, long out,
       boolean zeroMissing, long stream);
