@@ -11,7 +11,8 @@ import org.slf4j.LoggerFactory;
 /**
  * One loaded layer per (loader, model URI, layer, backend, device, compute) and JVM: every task of an
  * executor shares it. A load that fails is remembered too, so the other tasks of that executor (and
- * retries) fail at once with the same message instead of each re-reading the checkpoint.
+ * retries) fail at once with the same message instead of each re-reading the checkpoint; so is a backend
+ * the layer does not support (with {@code auto} every task then goes straight to the CPU entry).
  */
 public final class ModelCache {
   private static final Logger LOG = LoggerFactory.getLogger(ModelCache.class);
@@ -33,8 +34,12 @@ public final class ModelCache {
    * @param taskGpu the CUDA device of the task's {@code gpu} resource, or -1 when the task has none
    */
   public static Loaded get(String uri, int layer, MoeConf.Settings s, int taskGpu) {
+    return get(uri, layer, s, taskGpu, NativeLibrary.isAvailable());
+  }
+
+  /** {@link #get(String, int, MoeConf.Settings, int)} with the CUDA library's availability given (tests). */
+  static Loaded get(String uri, int layer, MoeConf.Settings s, int taskGpu, boolean gpuUsable) {
     MoeBackend wanted = s.backend();
-    boolean gpuUsable = NativeLibrary.isAvailable();
     if (wanted == MoeBackend.GPU && !gpuUsable) {
       throw new IllegalStateException(MoeConf.BACKEND + "=gpu but no GPU is usable in this executor: "
           + NativeLibrary.unavailableReason() + " (use auto or cpu to run on the CPU)");
@@ -81,13 +86,19 @@ public final class ModelCache {
             key.device(), dt / 1_000_000);
         return new Entry(scorer, null, dt);
       } catch (UnsupportedOperationException ex) {
-        throw ex; // not cached: auto falls back to the CPU entry
+        // remembered too (a GPU load may fail only after reading the weights); get() turns it into the
+        // CPU fallback (auto) or a clear error (gpu)
+        LOG.info("moe_score: {} layer {} cannot run on {}: {}", key.uri(), key.layer(), key.backend(), ex.getMessage());
+        return new Entry(null, ex, System.nanoTime() - t0);
       } catch (RuntimeException ex) {
         LOG.error("moe_score: loading {} layer {} failed (remembered for this JVM): {}", key.uri(), key.layer(),
             ex.toString());
         return new Entry(null, ex, System.nanoTime() - t0);
       }
     });
+    if (e.failure() instanceof UnsupportedOperationException u) {
+      throw new UnsupportedOperationException(u.getMessage(), u);
+    }
     if (e.failure() != null) {
       throw new IllegalStateException("moe_score: model " + k.uri() + " layer " + k.layer() + " failed to load"
           + (loadedHere[0] ? "" : " (earlier attempt in this executor)") + ": " + e.failure().getMessage(),

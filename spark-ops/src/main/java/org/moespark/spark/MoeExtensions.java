@@ -57,6 +57,9 @@ public final class MoeExtensions implements SparkSessionExtensionsProvider {
           + (spark == null ? "null" : spark.getClass().getName()) + " (Spark Connect sessions cannot install "
           + "extensions at run time: set spark.sql.extensions on the server)");
     }
+    if (isInstalled(cs)) {
+      return; // by spark.sql.extensions or an earlier call: adding it twice would only run the rule twice
+    }
     for (boolean routed : new boolean[] {false, true}) {
       String name = routed ? MoeScoreExpr.ROUTED_NAME : MoeScoreExpr.NAME;
       cs.sessionState().functionRegistry().createOrReplaceTempFunction(name, builder(routed), SOURCE);

@@ -1,7 +1,5 @@
 package org.moespark.spark;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -10,13 +8,10 @@ import org.apache.spark.PartitionEvaluatorFactory;
 import org.apache.spark.TaskContext;
 import org.apache.spark.resource.ResourceInformation;
 import org.apache.spark.sql.execution.metric.SQLMetric;
-import org.apache.spark.sql.execution.vectorized.OffHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.OnHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
-import org.apache.spark.sql.vectorized.ColumnarArray;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
-import org.apache.spark.unsafe.Platform;
 import org.apache.spark.util.TaskCompletionListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -25,8 +20,8 @@ import scala.collection.Iterator;
 
 /**
  * The per-partition work of {@link MoeScoreExec}: for each input {@link ColumnarBatch}, read every call's
- * embedding column straight from the column vectors (no row conversion, no boxing; off-heap float
- * vectors are copied with one memory copy per row), score the good rows in chunks of at most
+ * embedding column straight from the column vectors ({@link EmbeddingReader}: no row conversion, no
+ * boxing), score the good rows in chunks of at most
  * {@code batchRows}, and return the input columns plus one result column per call.
  */
 final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<ColumnarBatch, ColumnarBatch> {
@@ -130,7 +125,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       int filled = 0;
       long scorerNanos = 0;
       for (int r = 0; r < n; r++) {
-        String why = read(col, call.inputKind(), r, hidden, x, filled * hidden);
+        String why = EmbeddingReader.read(col, call.inputKind(), r, hidden, x, filled * hidden);
         if (why != null) {
           bad(call, r, why, drop, out);
           continue;
@@ -242,104 +237,6 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       v.arrayData().reserve(Math.max(1, Math.multiplyExact(n, width)));
     }
 
-    /**
-     * Copies row {@code r} of {@code col} into {@code x[at, at+hidden)}; returns null when it is a good
-     * row, else what is wrong with it.
-     */
-    static String read(ColumnVector col, CallPlan.InputKind kind, int r, int hidden, float[] x, int at) {
-      if (col.isNullAt(r)) {
-        return "the embedding is null";
-      }
-      switch (kind) {
-        case BINARY_LE_FLOAT32 -> {
-          byte[] b = col.getBinary(r);
-          if (b.length != 4L * hidden) {
-            return "binary of " + b.length + " bytes, expected 4 * hidden_size = " + 4L * hidden + " (little-endian float32)";
-          }
-          ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(x, at, hidden);
-        }
-        case FLOAT_ARRAY, DOUBLE_ARRAY -> {
-          ColumnVector data;
-          int off;
-          int len;
-          if (col instanceof WritableColumnVector w) {
-            data = w.arrayData();
-            off = w.getArrayOffset(r);
-            len = w.getArrayLength(r);
-          } else {
-            ColumnarArray a = col.getArray(r);
-            len = a.numElements();
-            if (len != hidden) {
-              return describeLength(len, hidden, kind);
-            }
-            for (int i = 0; i < len; i++) {
-              if (a.isNullAt(i)) {
-                return "element " + i + " is null";
-              }
-              x[at + i] = kind == CallPlan.InputKind.FLOAT_ARRAY ? a.getFloat(i) : (float) a.getDouble(i);
-            }
-            return checkFinite(x, at, hidden, null);
-          }
-          if (len != hidden) {
-            return describeLength(len, hidden, kind);
-          }
-          if (data.hasNull()) {
-            for (int i = 0; i < len; i++) {
-              if (data.isNullAt(off + i)) {
-                return "element " + i + " is null";
-              }
-            }
-          }
-          if (kind == CallPlan.InputKind.FLOAT_ARRAY) {
-            if (data instanceof OffHeapColumnVector oh && !oh.hasDictionary()) {
-              Platform.copyMemory(null, oh.valuesNativeAddress() + 4L * off, x,
-                  Platform.FLOAT_ARRAY_OFFSET + 4L * at, 4L * len);
-            } else {
-              for (int i = 0; i < len; i++) {
-                x[at + i] = data.getFloat(off + i);
-              }
-            }
-            return checkFinite(x, at, hidden, null);
-          }
-          for (int i = 0; i < len; i++) {
-            double d = data.getDouble(off + i);
-            if (!Double.isFinite(d)) {
-              return "element " + i + " is " + d;
-            }
-            x[at + i] = (float) d;
-          }
-          return checkFinite(x, at, hidden, "overflows float32");
-        }
-        default -> throw new IllegalStateException("unknown input kind " + kind);
-      }
-      return checkFinite(x, at, hidden, null);
-    }
-
-    private static String describeLength(int len, int hidden, CallPlan.InputKind kind) {
-      return (kind == CallPlan.InputKind.FLOAT_ARRAY ? "array<float>" : "array<double>") + " of length " + len
-          + ", expected hidden_size " + hidden;
-    }
-
-    private static String checkFinite(float[] x, int at, int hidden, String note) {
-      for (int i = 0; i < hidden; i++) {
-        float v = x[at + i];
-        if (!Float.isFinite(v)) {
-          return "element " + i + " is " + v + (note == null ? "" : " (" + note + ")") + "; first values "
-              + preview(x, at, hidden);
-        }
-      }
-      return null;
-    }
-
-    private static String preview(float[] x, int at, int hidden) {
-      StringBuilder sb = new StringBuilder("[");
-      int k = Math.min(hidden, 4);
-      for (int i = 0; i < k; i++) {
-        sb.append(i == 0 ? "" : ", ").append(x[at + i]);
-      }
-      return sb.append(hidden > k ? ", ...]" : "]").toString();
-    }
-
     private static int taskGpu() {
       TaskContext tc = TaskContext.get();
       if (tc == null) {
@@ -364,8 +261,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         }
       }
       if (badRows > 0) {
-        LOG.warn("moe_score: partition {}: {} bad input rows ({} rows skipped, {} results nulled); first: {}", partition,
-            badRows, skipped, nulled, firstBad);
+        LOG.warn("moe_score: partition {}: {} bad inputs, counted per call ({} rows skipped, {} results nulled); "
+            + "first: {}", partition, badRows, skipped, nulled, firstBad);
       }
     }
   }

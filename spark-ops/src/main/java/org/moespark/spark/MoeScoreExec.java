@@ -9,6 +9,7 @@ import org.apache.spark.SparkContext;
 import org.apache.spark.rdd.RDD;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.Attribute;
+import org.apache.spark.sql.catalyst.expressions.AttributeSet;
 import org.apache.spark.sql.catalyst.expressions.SortOrder;
 import org.apache.spark.sql.catalyst.plans.physical.Partitioning;
 import org.apache.spark.sql.execution.SparkPlan;
@@ -78,6 +79,14 @@ public final class MoeScoreExec extends SparkPlan implements UnaryExecNode {
     return Scala.seq(out);
   }
 
+  /** The result columns are made here (so {@code explain()} does not flag them as missing input). */
+  @Override
+  public AttributeSet producedAttributes() {
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    scala.collection.Iterable<org.apache.spark.sql.catalyst.expressions.Expression> it = (scala.collection.Iterable) resultAttrs;
+    return AttributeSet.apply(it);
+  }
+
   @Override
   public Partitioning outputPartitioning() {
     return child.outputPartitioning();
@@ -113,7 +122,7 @@ public final class MoeScoreExec extends SparkPlan implements UnaryExecNode {
       m.put("numBatches", SQLMetrics.createMetric(sc, "scorer batches"));
       m.put("numGpuBatches", SQLMetrics.createMetric(sc, "scorer batches on GPU"));
       m.put("numCpuBatches", SQLMetrics.createMetric(sc, "scorer batches on CPU"));
-      m.put("numBadRows", SQLMetrics.createMetric(sc, "bad input rows"));
+      m.put("numBadRows", SQLMetrics.createMetric(sc, "bad inputs (per call)"));
       m.put("numSkippedRows", SQLMetrics.createMetric(sc, "bad rows skipped"));
       m.put("numNulledRows", SQLMetrics.createMetric(sc, "bad rows with null result"));
       m.put("hostToDeviceTime", SQLMetrics.createNanoTimingMetric(sc, "time host to device", -1L));

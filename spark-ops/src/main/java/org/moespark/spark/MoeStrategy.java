@@ -47,14 +47,36 @@ public final class MoeStrategy extends SparkStrategy {
     return Scala.seq(new MoeScoreExec(e.calls(), e.resultAttrs(), planLater(e.child()), settings));
   }
 
+  /**
+   * The model directory as the driver sees it. A bare name that is not a local path may be a directory
+   * shipped with {@code addFile(dir, true)}: the executors find it with {@code SparkFiles}, the driver
+   * checks the directory it was added from.
+   */
+  private Path driverPath(String uri) {
+    try {
+      return ModelResolver.resolve(uri, null);
+    } catch (IllegalArgumentException notLocal) {
+      if (!uri.contains("/") && !uri.contains("\\")) {
+        for (String added : Scala.list(session.sparkContext().listFiles())) {
+          java.net.URI u = java.net.URI.create(added);
+          String p = u.getPath();
+          if (p != null && (u.getScheme() == null || u.getScheme().equals("file"))
+              && Path.of(p).getFileName() != null && Path.of(p).getFileName().toString().equals(uri)) {
+            return Path.of(p);
+          }
+        }
+      }
+      throw notLocal;
+    }
+  }
+
   private void validate(MoeScoreExpr c, String uri, int layer, MoeConf.Settings s) {
     try {
       ScorerLoader loader = MoeConf.newLoader(s.loader());
       if (ModelResolver.isRemote(uri)) {
         ModelResolver.checkRemote(uri, layer, session.sparkContext().hadoopConfiguration());
       } else {
-        Path dir = ModelResolver.resolve(uri, null);
-        loader.validate(dir, layer);
+        loader.validate(driverPath(uri), layer);
       }
     } catch (RuntimeException ex) {
       throw new IllegalArgumentException(c.prettyName() + ": model '" + uri + "' layer " + layer

@@ -68,6 +68,12 @@ final class Fixtures {
     return spark.read().parquet(parquet.toString());
   }
 
+  /** Where {@link #parquet} wrote the table (written on first use). */
+  static synchronized Path parquetPath() {
+    parquet(SparkTestSession.get());
+    return parquet;
+  }
+
   static Float[] boxed(float[] x) {
     Float[] b = new Float[x.length];
     for (int i = 0; i < x.length; i++) {
@@ -93,6 +99,11 @@ final class Fixtures {
   static List<SparkPlan> nodes(SparkPlan p) {
     List<SparkPlan> out = new ArrayList<>();
     out.add(p);
+    if (p instanceof org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec a) {
+      out.addAll(nodes(a.executedPlan())); // AQE: the current (after an action: final) plan
+    } else if (p instanceof org.apache.spark.sql.execution.adaptive.QueryStageExec q) {
+      out.addAll(nodes(q.plan()));
+    }
     for (SparkPlan c : Scala.list(p.children())) {
       out.addAll(nodes(c));
     }

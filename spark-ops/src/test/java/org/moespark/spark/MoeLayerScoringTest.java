@@ -148,6 +148,19 @@ class MoeLayerScoringTest {
     Dataset<Row> df = spark.table("qwen_emb").select(functions.col("id"), functions.call_function("moe_score",
         functions.col("embedding"), functions.lit(uri), functions.lit(0)));
     assertRows(df.collectAsList(), 1, want);
+    Dataset<Row> mf = spark.table("qwen_emb").select(functions.col("id"),
+        MoeFunctions.moeScore(functions.col("embedding"), uri, 0, java.util.Map.of("batchRows", "8")),
+        MoeFunctions.moeScoreRouted(functions.col("embedding"), uri, 0).getField("topk_ids"));
+    List<Row> got = mf.collectAsList();
+    assertRows(got, 1, want);
+    int k = want.topK();
+    for (Row r : got) {
+      int id = r.getInt(0);
+      assertArrayEquals(java.util.Arrays.copyOfRange(want.topkIds(), id * k, id * k + k),
+          r.<Integer>getList(2).stream().mapToInt(Integer::intValue).toArray(), "row " + id);
+    }
+    assertEquals(8, Fixtures.exec(mf).settings().get(0).batchRows());
+    assertThrows(IllegalArgumentException.class, () -> MoeFunctions.moeScore(functions.col("embedding"), uri, -1));
   }
 
   @Test

@@ -94,6 +94,26 @@ class MoeScoreContextsTest {
   }
 
   @Test
+  void adaptiveExecutionPlansTheSameOperator() {
+    spark.conf().set("spark.sql.adaptive.enabled", "true");
+    try {
+      Dataset<Row> df = spark.sql("SELECT a.id, moe_score(a.emb, " + m + ")[2] AS v FROM emb_pq a JOIN "
+          + "(SELECT id % 7 AS k, count(*) AS c FROM emb_pq GROUP BY id % 7) b ON a.id % 7 = b.k "
+          + "WHERE moe_score(a.emb, " + m + ")[0] > -100");
+      List<Row> rows = df.collectAsList();
+      assertEquals(Fixtures.ROWS, rows.size());
+      for (Row r : rows) {
+        assertEquals(Float.floatToRawIntBits(Fixtures.expected(r.getInt(0)).y()[2]), Float.floatToRawIntBits(r.getFloat(1)));
+      }
+      assertTrue(df.queryExecution().executedPlan() instanceof org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec);
+      // the Filter's call and the Project's call are extracted (and scored) separately, as with Python UDFs
+      assertEquals(2, execCount(df), df.queryExecution().executedPlan().toString());
+    } finally {
+      spark.conf().set("spark.sql.adaptive.enabled", "false");
+    }
+  }
+
+  @Test
   void joinConditionOneSideAndBothSides() {
     spark.sql("SELECT id AS tid, CAST(id % 5 AS FLOAT) / 10 - 0.2 AS thr FROM emb_pq").createOrReplaceTempView("thr");
     Dataset<Row> df = spark.sql("SELECT a.id FROM emb_pq a JOIN thr b ON a.id = b.tid AND moe_score(a.emb, " + m

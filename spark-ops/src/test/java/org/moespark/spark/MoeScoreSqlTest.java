@@ -56,6 +56,30 @@ class MoeScoreSqlTest {
   }
 
   @Test
+  void offHeapParquetVectors() {
+    spark.conf().set("spark.sql.columnVector.offheap.enabled", "true");
+    try {
+      Dataset<Row> df = spark.read().parquet(Fixtures.parquetPath().toString())
+          .selectExpr("id", "moe_score(emb, '" + Fixtures.modelUri() + "', 1)");
+      assertScores(df.collectAsList(), 0, 1);
+      assertTrue(Fixtures.exec(df).child() instanceof FileSourceScanExec);
+    } finally {
+      spark.conf().unset("spark.sql.columnVector.offheap.enabled");
+    }
+  }
+
+  @Test
+  void modelIsLoadedOncePerJvm() {
+    String sql = "SELECT id, moe_score(emb, '" + Fixtures.modelUri() + "', 1) AS y FROM emb_pq";
+    spark.sql(sql).collectAsList(); // loaded here or by an earlier test
+    int loads = TestLoader.LOADS.get();
+    Dataset<Row> again = spark.sql(sql);
+    assertScores(again.collectAsList(), 0, 1);
+    assertEquals(loads, TestLoader.LOADS.get(), "cached: no second load");
+    assertEquals(0, Fixtures.metric(Fixtures.exec(again), "modelLoadTime"));
+  }
+
+  @Test
   void rowInputGoesThroughRowToColumnar() {
     Dataset<Row> df = spark.sql("SELECT id, moe_score(emb, '" + Fixtures.modelUri() + "', 1) AS y FROM emb_rows");
     assertScores(df.collectAsList(), 0, 1);
@@ -84,6 +108,31 @@ class MoeScoreSqlTest {
     assertEquals(1, Fixtures.assertBatchedOnly(df));
     String explain = df.queryExecution().explainString(org.apache.spark.sql.execution.SimpleMode$.MODULE$);
     assertTrue(explain.contains("MoeScoreExec"), explain);
+    assertFalse(explain.contains("!MoeScoreExec"), "no missing input flagged:\n" + explain);
+    assertTrue(Fixtures.exec(df).missingInput().isEmpty());
+  }
+
+  @Test
+  void modelShippedWithAddFileIsFoundBySparkFilesName() {
+    // same config (and so the same test scorer) as Fixtures.model(), under another name
+    java.nio.file.Path dir = TestLoader.write(SparkTestSession.tmp().resolve("shipped").resolve("model-shipped"),
+        Fixtures.HIDDEN, Fixtures.EXPERTS, Fixtures.TOPK, 42, false);
+    spark.sparkContext().addFile(dir.toString(), true);
+    Dataset<Row> df = spark.sql("SELECT id, moe_score(emb, 'model-shipped', 1) AS y FROM emb_pq");
+    assertScores(df.collectAsList(), 0, 1);
+  }
+
+  @Test
+  void installOnAnExtendedSessionIsANoOp() {
+    var cs = (org.apache.spark.sql.classic.SparkSession) spark;
+    assertTrue(MoeExtensions.isInstalled(spark));
+    int rules = cs.experimental().extraOptimizations().size();
+    int strategies = cs.experimental().extraStrategies().size();
+    MoeExtensions.install(spark);
+    MoeExtensions.install(spark);
+    assertEquals(rules, cs.experimental().extraOptimizations().size());
+    assertEquals(strategies, cs.experimental().extraStrategies().size());
+    assertThrows(IllegalArgumentException.class, () -> MoeExtensions.install(null));
   }
 
   @Test

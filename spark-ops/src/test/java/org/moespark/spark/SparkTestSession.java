@@ -22,6 +22,7 @@ final class SparkTestSession {
           .config("spark.sql.shuffle.partitions", "2")
           .config("spark.sql.adaptive.enabled", "false")
           .config("spark.driver.host", "127.0.0.1")
+          .config("spark.sql.warehouse.dir", tmp().resolve("warehouse").toUri().toString())
           .config("spark.sql.extensions", MoeExtensions.class.getName())
           .config(MoeConf.LOADER, TestLoader.class.getName())
           .config(MoeConf.BACKEND, "cpu")
