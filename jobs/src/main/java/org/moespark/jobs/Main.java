@@ -32,6 +32,10 @@ public final class Main {
 
   static {
     COMMANDS.put("version", new VersionCommand());
+    COMMANDS.put("gen", new GenCommand());
+    COMMANDS.put("score", new ScoreCommand());
+    COMMANDS.put("stats", new StatsCommand());
+    COMMANDS.put("demo", new DemoCommand());
     COMMANDS.put("layer", new LayerCommand());
     COMMANDS.put("bench", new BenchCommand());
   }

@@ -22,7 +22,9 @@ class MainTest {
     assertEquals(0, run("--help"));
     String s = out.toString(StandardCharsets.UTF_8);
     assertTrue(s.contains("usage: bin/moe"), s);
-    assertTrue(s.contains("version"), s);
+    for (String c : new String[] {"version", "gen", "score", "stats", "demo", "layer", "bench"}) {
+      assertTrue(s.contains("\n  " + c + " "), c + " missing in --help:\n" + s);
+    }
   }
 
   @Test

@@ -1,0 +1,245 @@
+package org.moespark.jobs;
+
+import static org.apache.spark.sql.functions.call_function;
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.map;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.spark.TaskEndReason;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.StructType;
+import org.moespark.spark.MoeExtensions;
+import org.moespark.spark.MoeScoreExpr;
+
+/**
+ * {@code moe score}: runs MoE block {@code --layer} of a Hugging Face checkpoint over an embeddings
+ * data set with the batched {@code moe_score_routed} operator and writes the scored data set.
+ *
+ * <pre>
+ * moe score --model DIR --layer N --input PARQUET --output PARQUET [--input-col embedding] [--id-col id]
+ *           [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16] [--bad-rows error|skip|null]
+ *           [--partitions P] [--overwrite] [--master M] [--progress-seconds S]
+ * </pre>
+ *
+ * Output (the contract {@code moe stats} reads): Parquet with the id column (its input name and type),
+ * {@code output array<float>} (the block output, hidden values), {@code topk_ids array<int>} and
+ * {@code topk_weights array<float>} (K each, in router order: highest score first). One row is one token.
+ * {@code --backend/--batch-rows/--compute/--bad-rows} become the per-call options of {@code moe_score_routed}
+ * (so they override {@code spark.moespark.*} session settings for this job only); unset ones fall back to the
+ * session conf. {@code --model} is any URI {@code moe_score} accepts (a local directory visible to every
+ * executor, an HDFS/S3 URI, or a directory shipped with {@code --files}).
+ *
+ * <p>While the job runs a line of progress is printed every {@code --progress-seconds} (rows written,
+ * rows/s; one row = one token, so tokens/s is the same number; expert assignments/s = K × that). Records
+ * are counted from successful tasks of this job only, once per (stage, partition), so retried tasks after
+ * a lost executor are not double counted.
+ *
+ * <p>Fault-injection hook for the cluster tests: the Spark conf key {@value GenCommand#TASK_DELAY_KEY}
+ * (milliseconds, default 0) makes every scoring task sleep that long before it reads its rows.
+ */
+final class ScoreCommand implements Main.Command {
+  @Override
+  public String summary() {
+    return "run one MoE layer over an embeddings Parquet (moe_score_routed): id, output, topk_ids, topk_weights";
+  }
+
+  @Override
+  public int run(String[] argv, PrintStream out) throws Exception {
+    if (argv.length == 1 && argv[0].equals("--help")) {
+      out.println("usage: moe score --model DIR --layer N --input PARQUET --output PARQUET [--input-col embedding]");
+      out.println("                 [--id-col id] [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16]");
+      out.println("                 [--bad-rows error|skip|null] [--partitions P] [--overwrite] [--master M]");
+      out.println("                 [--progress-seconds S (10; 0 = off)]");
+      return 0;
+    }
+    Args a = new Args("score", argv, Set.of("model", "layer", "input", "output", "input-col", "id-col", "backend",
+        "batch-rows", "compute", "bad-rows", "partitions", "master", "progress-seconds"), Set.of("overwrite"));
+    if (!a.positional().isEmpty()) {
+      throw new Main.UsageException("unexpected arguments: " + String.join(" ", a.positional()));
+    }
+    Options o = new Options(a.required("model"), a.requiredInt("layer", 0, 1 << 20), a.required("input"),
+        a.required("output"), a.string("input-col", "embedding"), a.string("id-col", "id"), callOptions(a),
+        a.has("partitions") ? a.intValue("partitions", 0, 1, 1 << 20) : 0, a.flag("overwrite"));
+    double progressSeconds = a.doubleValue("progress-seconds", 10, 0, 86400);
+
+    try (JobSession js = JobSession.open("moe score", a.string("master", null))) {
+      SparkSession spark = js.spark();
+      MoeExtensions.install(spark);
+      Dataset<Row> in = spark.read().parquet(o.input());
+      long rows = in.count(); // from Parquet footers
+      Dataset<Row> scored = scored(in, o);
+      Progress progress = new Progress(spark, rows, out, progressSeconds);
+      long t0 = System.nanoTime();
+      try {
+        progress.start();
+        scored.write().mode(o.overwrite() ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(o.output());
+      } finally {
+        progress.stop();
+      }
+      double s = (System.nanoTime() - t0) / 1e9;
+      long written = spark.read().parquet(o.output()).count();
+      out.printf(Locale.ROOT, "score: %,d rows in, %,d rows out (model %s, layer %d, input column %s, options %s)%n",
+          rows, written, o.model(), o.layer(), o.inputCol(), o.callOptions().isEmpty() ? "session defaults"
+              : o.callOptions());
+      out.printf(Locale.ROOT, "score: %.1f s, %,.0f rows/s = tokens/s -> %s%n", s, written / Math.max(s, 1e-9),
+          o.output());
+    }
+    return 0;
+  }
+
+  /** The validated options of one score job. {@code partitions} 0 = keep the input partitioning. */
+  record Options(String model, int layer, String input, String output, String inputCol, String idCol,
+      Map<String, String> callOptions, int partitions, boolean overwrite) {}
+
+  private static Map<String, String> callOptions(Args a) {
+    Map<String, String> m = new LinkedHashMap<>();
+    if (a.has("backend")) {
+      m.put("backend", a.choice("backend", null, "auto", "cpu", "gpu"));
+    }
+    if (a.has("batch-rows")) {
+      m.put("batchRows", Integer.toString(a.intValue("batch-rows", 0, 1, Integer.MAX_VALUE)));
+    }
+    if (a.has("compute")) {
+      m.put("compute", a.choice("compute", null, "fp32", "bf16"));
+    }
+    if (a.has("bad-rows")) {
+      m.put("badRows", a.choice("bad-rows", null, "error", "skip", "null"));
+    }
+    return m;
+  }
+
+  /**
+   * The scored data set: {@code idCol, output, topk_ids, topk_weights} for every row of {@code in}
+   * (lazy; nothing runs until it is written or collected).
+   *
+   * @throws Main.UsageException when a column is missing (naming it and the columns that exist)
+   */
+  static Dataset<Row> scored(Dataset<Row> in, Options o) {
+    StructType schema = in.schema();
+    for (String c : new String[] {o.idCol(), o.inputCol()}) {
+      if (!List.of(schema.fieldNames()).contains(c)) {
+        throw new Main.UsageException("input " + o.input() + " has no column '" + c + "' (columns: "
+            + String.join(", ", schema.fieldNames()) + ")");
+      }
+    }
+    if (o.partitions() > 0) {
+      in = in.repartition(o.partitions());
+    }
+    long delayMs = Long.parseLong(in.sparkSession().conf().get(GenCommand.TASK_DELAY_KEY, "0"));
+    if (delayMs > 0) { // fault-injection hook of the cluster tests: slow tasks, so a Worker can be killed mid-job
+      MapPartitionsFunction<Row, Row> sleep = rows -> {
+        Thread.sleep(delayMs);
+        return rows;
+      };
+      in = in.mapPartitions(sleep, Encoders.row(schema));
+    }
+    List<Column> args = new ArrayList<>(List.of(col(RoutingStats.quote(o.inputCol())), lit(o.model()), lit(o.layer())));
+    if (!o.callOptions().isEmpty()) {
+      List<Column> kv = new ArrayList<>();
+      o.callOptions().forEach((k, v) -> {
+        kv.add(lit(k));
+        kv.add(lit(v));
+      });
+      args.add(map(kv.toArray(new Column[0])));
+    }
+    Column r = call_function(MoeScoreExpr.ROUTED_NAME, args.toArray(new Column[0]));
+    return in.select(col(RoutingStats.quote(o.idCol())), r.as("r"))
+        .select(col(RoutingStats.quote(o.idCol())), col("r.output").as("output"), col("r.topk_ids").as("topk_ids"),
+            col("r.topk_weights").as("topk_weights"));
+  }
+
+  /** Counts records written by successful tasks and prints a progress line now and then. */
+  static final class Progress extends SparkListener {
+    private final SparkSession spark;
+    private final long total;
+    private final PrintStream out;
+    private final double everySeconds;
+    private final Map<String, Long> done = new ConcurrentHashMap<>();
+    private volatile boolean running;
+    private Thread printer;
+    private long t0;
+
+    Progress(SparkSession spark, long total, PrintStream out, double everySeconds) {
+      this.spark = spark;
+      this.total = total;
+      this.out = out;
+      this.everySeconds = everySeconds;
+    }
+
+    @Override
+    public void onTaskEnd(SparkListenerTaskEnd e) {
+      TaskEndReason reason = e.reason();
+      if (e.taskInfo() == null || e.taskMetrics() == null || !(reason instanceof org.apache.spark.Success$)) {
+        return;
+      }
+      long n = e.taskMetrics().outputMetrics().recordsWritten();
+      if (n > 0) {
+        done.put(e.stageId() + "/" + e.taskInfo().partitionId(), n);
+      }
+    }
+
+    long rowsDone() {
+      long s = 0;
+      for (long v : done.values()) {
+        s += v;
+      }
+      return s;
+    }
+
+    void start() {
+      t0 = System.nanoTime();
+      spark.sparkContext().addSparkListener(this);
+      if (everySeconds <= 0) {
+        return;
+      }
+      running = true;
+      printer = new Thread(() -> {
+        long sleepMs = (long) (everySeconds * 1000);
+        while (running) {
+          try {
+            Thread.sleep(sleepMs);
+          } catch (InterruptedException ie) {
+            return;
+          }
+          if (running) {
+            print();
+          }
+        }
+      }, "moe-score-progress");
+      printer.setDaemon(true);
+      printer.start();
+    }
+
+    void print() {
+      long n = rowsDone();
+      double s = (System.nanoTime() - t0) / 1e9;
+      out.printf(Locale.ROOT, "score: %,d / %,d rows (%.0f%%)  %,.0f rows/s = tokens/s  [%.0f s]%n", n, total,
+          total == 0 ? 100.0 : 100.0 * n / total, n / Math.max(s, 1e-9), s);
+    }
+
+    void stop() throws InterruptedException {
+      running = false;
+      if (printer != null) {
+        printer.interrupt();
+        printer.join(2000);
+      }
+      spark.sparkContext().removeSparkListener(this);
+    }
+  }
+}
