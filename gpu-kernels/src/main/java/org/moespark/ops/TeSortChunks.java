@@ -40,15 +40,38 @@ public final class TeSortChunks {
    * @return {@code [numTokens]} destination rows (a permutation of {@code 0..N-1})
    */
   public static int[] makeChunkSortMap(int[] splitSizes, int[] sortedIndex, int numTokens) {
+    int[] off = chunkOffsets(splitSizes, sortedIndex, numTokens);
+    int chunks = splitSizes.length;
+    int[] map = new int[numTokens];
+    int p = 0;
+    for (int c = 0; c < chunks; c++) {
+      for (int o = 0; o < splitSizes[c]; o++) {
+        map[p++] = off[chunks + 1 + c] + o;
+      }
+    }
+    for (; p < numTokens; p++) {
+      map[p] = p;
+    }
+    return map;
+  }
+
+  /**
+   * Checks the chunk arguments (as {@link #makeChunkSortMap}) and returns
+   * {@code [src_start (C + 1) | dst_start (C)]}: the first input row of each chunk (and Σ split_sizes),
+   * then the first output row of each chunk. Shared with the CUDA twin, which uploads it.
+   */
+  static int[] chunkOffsets(int[] splitSizes, int[] sortedIndex, int numTokens) {
     TeChecks.notNull(splitSizes, "split_sizes");
     TeChecks.notNull(sortedIndex, "sorted_index");
     TeChecks.nonNegative("num_tokens", numTokens);
     int chunks = splitSizes.length;
     TeChecks.length("sorted_index", sortedIndex.length, chunks, "[" + chunks + "] like split_sizes");
+    int[] off = new int[2 * chunks + 1];
     long total = 0;
     for (int c = 0; c < chunks; c++) {
       TeChecks.nonNegative("split_sizes[" + c + "]", splitSizes[c]);
       total += splitSizes[c];
+      off[c + 1] = (int) Math.min(total, Integer.MAX_VALUE);
     }
     if (total > numTokens) {
       throw new IllegalArgumentException(
@@ -68,23 +91,12 @@ public final class TeSortChunks {
       }
       position[c] = q;
     }
-    int[] dstStart = new int[chunks];
     int acc = 0;
     for (int q = 0; q < chunks; q++) {
-      dstStart[sortedIndex[q]] = acc;
+      off[chunks + 1 + sortedIndex[q]] = acc;
       acc += splitSizes[sortedIndex[q]];
     }
-    int[] map = new int[numTokens];
-    int p = 0;
-    for (int c = 0; c < chunks; c++) {
-      for (int o = 0; o < splitSizes[c]; o++) {
-        map[p++] = dstStart[c] + o;
-      }
-    }
-    for (; p < numTokens; p++) {
-      map[p] = p;
-    }
-    return map;
+    return off;
   }
 
   /**

@@ -39,7 +39,7 @@ public final class TeSortChunksGpu {
    */
   public static DeviceBuffer makeChunkSortMap(DeviceAllocator alloc, int[] splitSizes, int[] sortedIndex,
       int numTokens) {
-    int[] offsets = offsets(splitSizes, sortedIndex, numTokens);
+    int[] offsets = TeSortChunks.chunkOffsets(splitSizes, sortedIndex, numTokens);
     TeChecks.notNull(alloc, "alloc");
     NativeLibrary.requireAvailable();
     return map(alloc, offsets, splitSizes.length, numTokens);
@@ -78,7 +78,7 @@ public final class TeSortChunksGpu {
     TeChecks.notNull(dtype, "dtype");
     TeChecks.nonNegative("num_tokens", numTokens);
     TeChecks.nonNegative("hidden", hidden);
-    int[] offsets = offsets(splitSizes, sortedIndex, numTokens);
+    int[] offsets = TeSortChunks.chunkOffsets(splitSizes, sortedIndex, numTokens);
     long rowBytes = (long) hidden * dtype.bytes;
     TeGpuSupport.fits("inp [" + numTokens + ", " + hidden + "] " + dtype.label, inp, rowBytes * numTokens);
     if (probs != null) {
@@ -110,49 +110,6 @@ public final class TeSortChunksGpu {
     } catch (RuntimeException e) {
       throw TeGpuSupport.closeAndRethrow(e, map);
     }
-  }
-
-  /**
-   * The CPU reference's checks; returns {@code [src_start (C + 1) | dst_start (C)]}: the first input
-   * row of each chunk (and Σ split_sizes) and the first output row of each chunk.
-   */
-  private static int[] offsets(int[] splitSizes, int[] sortedIndex, int numTokens) {
-    TeChecks.notNull(splitSizes, "split_sizes");
-    TeChecks.notNull(sortedIndex, "sorted_index");
-    TeChecks.nonNegative("num_tokens", numTokens);
-    int chunks = splitSizes.length;
-    TeChecks.length("sorted_index", sortedIndex.length, chunks, "[" + chunks + "] like split_sizes");
-    int[] off = new int[2 * chunks + 1];
-    long total = 0;
-    for (int c = 0; c < chunks; c++) {
-      TeChecks.nonNegative("split_sizes[" + c + "]", splitSizes[c]);
-      total += splitSizes[c];
-      off[c + 1] = (int) Math.min(total, Integer.MAX_VALUE);
-    }
-    if (total > numTokens) {
-      throw new IllegalArgumentException(
-          "sum(split_sizes) = " + total + " exceeds num_tokens = " + numTokens + " (rows of inp)");
-    }
-    int[] position = new int[chunks];
-    java.util.Arrays.fill(position, -1);
-    for (int q = 0; q < chunks; q++) {
-      int c = sortedIndex[q];
-      if (c < 0 || c >= chunks) {
-        throw new IllegalArgumentException(
-            "sorted_index[" + q + "] = " + c + ", expected a chunk index in [0, " + chunks + ")");
-      }
-      if (position[c] >= 0) {
-        throw new IllegalArgumentException("sorted_index[" + q + "] = " + c + " repeats sorted_index[" + position[c]
-            + "]; sorted_index must be a permutation of 0.." + (chunks - 1));
-      }
-      position[c] = q;
-    }
-    int acc = 0;
-    for (int q = 0; q < chunks; q++) {
-      off[chunks + 1 + sortedIndex[q]] = acc;
-      acc += splitSizes[sortedIndex[q]];
-    }
-    return off;
   }
 
   private static native void chunkSortMap0(long srcStart, long dstStart, int chunks, long tokens, long map,
