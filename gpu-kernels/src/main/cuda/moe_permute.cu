@@ -231,6 +231,26 @@ __global__ void gather_rows_kernel(const V* __restrict__ src, int64_t row_vecs, 
   }
 }
 
+// Warp-parallel compaction of a token's rowmap row [experts]: the rows of the experts it is routed
+// to, in ascending expert order, into s_rows (and each row's prob, 1 without probs, into s_prob
+// unless it is nullptr). Every lane returns the count; callers __syncwarp() before reading.
+__device__ __forceinline__ int warp_collect(const int32_t* __restrict__ rm, int32_t experts, int lane,
+                                           const float* __restrict__ prob, int32_t* s_rows, float* s_prob) {
+  int cnt = 0;
+  for (int e0 = 0; e0 < experts; e0 += 32) {
+    const int e = e0 + lane;
+    const int32_t r = e < experts ? rm[e] : -1;
+    const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
+    if (r >= 0) {
+      const int pos = cnt + __popc(m & ((1u << lane) - 1u));
+      s_rows[pos] = r;
+      if (s_prob != nullptr) s_prob[pos] = prob != nullptr ? prob[r] : 1.f;
+    }
+    cnt += __popc(m);
+  }
+  return cnt;
+}
+
 // Permute data movement, read once / write k: one warp per source token loads each 16-byte chunk
 // of the row once and stores it to every destination row of the token (its rowmap entries, in
 // ascending expert order). Padding rows are zeroed by zero_rows_kernel.
@@ -243,15 +263,7 @@ __global__ void scatter_rows_kernel(const V* __restrict__ src, int64_t row_vecs,
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
   for (int64_t t = warp; t < tokens; t += nwarps) {
-    const int32_t* rm = rowmap + t * experts;
-    int cnt = 0;
-    for (int e0 = 0; e0 < experts; e0 += 32) {
-      const int e = e0 + lane;
-      const int32_t r = e < experts ? rm[e] : -1;
-      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
-      if (r >= 0) s_dst[cnt + __popc(m & ((1u << lane) - 1u))] = r;
-      cnt += __popc(m);
-    }
+    const int cnt = warp_collect(rowmap + t * experts, experts, lane, nullptr, s_dst, nullptr);
     __syncwarp();
     if (cnt > 0) {
       const V* in = src + t * row_vecs;
@@ -291,78 +303,41 @@ __global__ void zero_rows_kernel(int64_t row_vecs, const int32_t* __restrict__ s
   }
 }
 
-// Gathers the token's contributors (row, prob) in ascending expert order into shared memory.
-__device__ int collect_contributors(const int32_t* __restrict__ rowmap_t, int32_t experts,
-                                    const float* __restrict__ prob, int32_t* s_rows, float* s_prob) {
-  __shared__ int s_cnt;
-  if (threadIdx.x < 32) {
-    int base = 0;
-    for (int e0 = 0; e0 < experts; e0 += 32) {
-      const int e = e0 + static_cast<int>(threadIdx.x);
-      const int32_t r = e < experts ? rowmap_t[e] : -1;
-      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
-      if (r >= 0) {
-        const int pos = base + __popc(m & ((1u << threadIdx.x) - 1u));
-        s_rows[pos] = r;
-        s_prob[pos] = prob != nullptr ? prob[r] : 1.f;
-      }
-      base += __popc(m);
-    }
-    if (threadIdx.x == 0) s_cnt = base;
-  }
-  __syncthreads();
-  return s_cnt;
-}
+// Scalar unpermute (rows that are not whole 16-byte vectors), one block per token: warp 0 gathers the
+// contributors, then the block sums them per column in ascending expert order in fp32 (cnt == 1 and
+// unweighted: the raw value; cnt == 0: +0). T is uint16_t (bf16 bits) or float.
+__device__ __forceinline__ float unpermute_load(uint16_t v) { return bf16_to_f32(v); }
+__device__ __forceinline__ float unpermute_load(float v) { return v; }
+__device__ __forceinline__ void unpermute_store(uint16_t* o, float v) { *o = f32_to_bf16_rne(v); }
+__device__ __forceinline__ void unpermute_store(float* o, float v) { *o = v; }
 
-__global__ void unpermute_bf16_kernel(const uint16_t* __restrict__ xu, int64_t hidden, const int32_t* __restrict__ rowmap,
-                                      int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
-                                      uint16_t* __restrict__ out) {
+template <typename T>
+__global__ void unpermute_scalar_kernel(const T* __restrict__ xu, int64_t hidden, const int32_t* __restrict__ rowmap,
+                                        int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
+                                        T* __restrict__ out) {
   extern __shared__ unsigned char smem[];
+  __shared__ int s_cnt;
   int32_t* s_rows = reinterpret_cast<int32_t*>(smem);
   float* s_prob = reinterpret_cast<float*>(s_rows + experts);
   for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
-    const int cnt = collect_contributors(rowmap + t * experts, experts, prob, s_rows, s_prob);
-    uint16_t* o = out + t * hidden;
-    for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
-      uint16_t v = 0;
-      if (cnt == 1 && !weighted) {
-        v = xu[static_cast<int64_t>(s_rows[0]) * hidden + c];
-      } else if (cnt >= 1) {
-        float sum = 0.f;
-        for (int j = 0; j < cnt; ++j) {
-          const float x = bf16_to_f32(xu[static_cast<int64_t>(s_rows[j]) * hidden + c]);
-          sum = weighted ? fmaf(x, s_prob[j], sum) : x + sum;
-        }
-        v = f32_to_bf16_rne(sum);
-      }
-      o[c] = v;
+    if (threadIdx.x < 32) {
+      const int c = warp_collect(rowmap + t * experts, experts, static_cast<int>(threadIdx.x), prob, s_rows, s_prob);
+      if (threadIdx.x == 0) s_cnt = c;
     }
     __syncthreads();
-  }
-}
-
-__global__ void unpermute_f32_kernel(const float* __restrict__ xu, int64_t hidden, const int32_t* __restrict__ rowmap,
-                                     int64_t tokens, int32_t experts, const float* __restrict__ prob, bool weighted,
-                                     float* __restrict__ out) {
-  extern __shared__ unsigned char smem[];
-  int32_t* s_rows = reinterpret_cast<int32_t*>(smem);
-  float* s_prob = reinterpret_cast<float*>(s_rows + experts);
-  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
-    const int cnt = collect_contributors(rowmap + t * experts, experts, prob, s_rows, s_prob);
-    float* o = out + t * hidden;
+    const int cnt = s_cnt;
+    T* o = out + t * hidden;
     for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) {
-      float v = 0.f;
       if (cnt == 1 && !weighted) {
-        v = xu[static_cast<int64_t>(s_rows[0]) * hidden + c];
-      } else if (cnt >= 1) {
+        o[c] = xu[static_cast<int64_t>(s_rows[0]) * hidden + c];
+      } else {
         float sum = 0.f;
         for (int j = 0; j < cnt; ++j) {
-          const float x = xu[static_cast<int64_t>(s_rows[j]) * hidden + c];
+          const float x = unpermute_load(xu[static_cast<int64_t>(s_rows[j]) * hidden + c]);
           sum = weighted ? fmaf(x, s_prob[j], sum) : x + sum;
         }
-        v = sum;
+        unpermute_store(o + c, sum);
       }
-      o[c] = v;
     }
     __syncthreads();
   }
@@ -383,19 +358,7 @@ __global__ void unpermute_vec_kernel(const uint4* __restrict__ xu, int64_t row_v
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
   for (int64_t t = warp; t < tokens; t += nwarps) {
-    const int32_t* rm = rowmap + t * experts;
-    int cnt = 0;
-    for (int e0 = 0; e0 < experts; e0 += 32) {
-      const int e = e0 + lane;
-      const int32_t r = e < experts ? rm[e] : -1;
-      const unsigned m = __ballot_sync(0xffffffffu, r >= 0);
-      if (r >= 0) {
-        const int pos = cnt + __popc(m & ((1u << lane) - 1u));
-        s_rows[pos] = r;
-        s_prob[pos] = prob != nullptr ? prob[r] : 1.f;
-      }
-      cnt += __popc(m);
-    }
+    const int cnt = warp_collect(rowmap + t * experts, experts, lane, prob, s_rows, s_prob);
     __syncwarp();
     uint4* o = out + t * row_vecs;
     // Two 16-byte columns per lane per step: 2·cnt independent loads in flight.
@@ -596,9 +559,9 @@ void launch_unpermute_bf16(const uint16_t* x_unzipped, int64_t rows, int64_t hid
   if (tokens == 0 || hidden == 0) return;
   if (launch_unpermute_vec(true, x_unzipped, hidden, rowmap, tokens, experts, prob_unzipped, weighted, out, stream)) return;
   const size_t smem = static_cast<size_t>(experts) * (sizeof(int32_t) + sizeof(float));
-  unpermute_bf16_kernel<<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
+  unpermute_scalar_kernel<uint16_t><<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
                                                                   prob_unzipped, weighted, out);
-  check_launch("unpermute_bf16_kernel");
+  check_launch("unpermute_scalar_kernel<bf16>");
 }
 
 void launch_unpermute_f32(const float* x_unzipped, int64_t rows, int64_t hidden, const int32_t* rowmap, int64_t tokens,
@@ -607,9 +570,9 @@ void launch_unpermute_f32(const float* x_unzipped, int64_t rows, int64_t hidden,
   if (tokens == 0 || hidden == 0) return;
   if (launch_unpermute_vec(false, x_unzipped, hidden, rowmap, tokens, experts, prob_unzipped, weighted, out, stream)) return;
   const size_t smem = static_cast<size_t>(experts) * (sizeof(int32_t) + sizeof(float));
-  unpermute_f32_kernel<<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
+  unpermute_scalar_kernel<float><<<grid_for(tokens), 256, smem, stream>>>(x_unzipped, hidden, rowmap, tokens, experts,
                                                                  prob_unzipped, weighted, out);
-  check_launch("unpermute_f32_kernel");
+  check_launch("unpermute_scalar_kernel<f32>");
 }
 
 void launch_unpermute_probs(const int32_t* route, int64_t tokens, int32_t top_k, int32_t experts, const int32_t* rowmap,
