@@ -4,22 +4,13 @@
 #include <climits>
 #include <cstring>
 
+#include "formats.cuh"   // fmt::bf16_decode / fmt::bf16_encode (round to nearest even, NaN kept)
 #include "jni_util.hpp"  // check_launch (host side only; kernels do not use JNI)
 
 namespace moespark {
 namespace {
 
 constexpr int kTB = kPermuteTokensPerBlock;
-
-__device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
-
-// fp32 -> bf16, round to nearest even; NaN stays NaN (quiet bit set, sign and high payload kept).
-__device__ __forceinline__ uint16_t f32_to_bf16_rne(float f) {
-  uint32_t u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
 
 // Per block of kTB (= 128) tokens, bit t of s_bits[e][*] says "token t0+t is routed to e". Built
 // with atomicOr, whose result does not depend on thread order; ranks within the block are popcounts
@@ -306,9 +297,9 @@ __global__ void zero_rows_kernel(int64_t row_vecs, const int32_t* __restrict__ s
 // Scalar unpermute (rows that are not whole 16-byte vectors), one block per token: warp 0 gathers the
 // contributors, then the block sums them per column in ascending expert order in fp32 (cnt == 1 and
 // unweighted: the raw value; cnt == 0: +0). T is uint16_t (bf16 bits) or float.
-__device__ __forceinline__ float unpermute_load(uint16_t v) { return bf16_to_f32(v); }
+__device__ __forceinline__ float unpermute_load(uint16_t v) { return fmt::bf16_decode(v); }
 __device__ __forceinline__ float unpermute_load(float v) { return v; }
-__device__ __forceinline__ void unpermute_store(uint16_t* o, float v) { *o = f32_to_bf16_rne(v); }
+__device__ __forceinline__ void unpermute_store(uint16_t* o, float v) { *o = fmt::bf16_encode(v); }
 __device__ __forceinline__ void unpermute_store(float* o, float v) { *o = v; }
 
 template <typename T>
@@ -406,8 +397,8 @@ __global__ void unpermute_vec_kernel(const uint4* __restrict__ xu, int64_t row_v
         uint32_t r[4];
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          r[q] = kBf16 ? (static_cast<uint32_t>(f32_to_bf16_rne(acc[h][2 * q])) |
-                          (static_cast<uint32_t>(f32_to_bf16_rne(acc[h][2 * q + 1])) << 16))
+          r[q] = kBf16 ? (static_cast<uint32_t>(fmt::bf16_encode(acc[h][2 * q])) |
+                          (static_cast<uint32_t>(fmt::bf16_encode(acc[h][2 * q + 1])) << 16))
                        : __float_as_uint(acc[h][q]);
         }
         o[c0 + 32 * h] = make_uint4(r[0], r[1], r[2], r[3]);
