@@ -2,15 +2,11 @@ package org.moespark.bench;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDate;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.moespark.cuda.Cuda;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
@@ -61,7 +57,7 @@ final class LayerBenchGpu {
       out.println("bench layer --backend gpu: GPU backend " + NativeLibrary.describe());
       return 1;
     }
-    Map<String, Double> torch = torchBaseline == null ? Map.of() : readBaseline(torchBaseline);
+    Map<String, Double> torch = torchBaseline == null ? Map.of() : BenchSupport.readBaseline(torchBaseline);
     out.printf("bench layer: backend gpu, %s, %s, java %s, %s, tokens %d%n", Cuda.deviceInfo(Cuda.currentDevice()),
         Cuda.versions(), System.getProperty("java.version"), LocalDate.now(), tokens);
     out.println("ffn: bf16 SwiGLU expert FFN, TFLOP/s = 6·T·k·H·I / time; torch = torch._grouped_mm FFN; layer: "
@@ -227,18 +223,5 @@ final class LayerBenchGpu {
       }
     }
     return Math.sqrt(num / Math.max(den, 1e-30));
-  }
-
-  /** Lines "shape.metric value" (torch_layer_baseline.py). */
-  private static Map<String, Double> readBaseline(Path p) throws IOException {
-    Map<String, Double> m = new LinkedHashMap<>();
-    Pattern line = Pattern.compile("^(\\S+)\\s+([0-9.eE+-]+)$");
-    for (String l : Files.readAllLines(p)) {
-      Matcher mm = line.matcher(l.trim());
-      if (mm.matches()) {
-        m.put(mm.group(1), Double.parseDouble(mm.group(2)));
-      }
-    }
-    return m;
   }
 }

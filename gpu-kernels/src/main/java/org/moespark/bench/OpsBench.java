@@ -2,16 +2,12 @@ package org.moespark.bench;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.moespark.cuda.CudaStream;
 import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
@@ -70,7 +66,7 @@ public final class OpsBench {
       out.println("bench ops: GPU backend " + NativeLibrary.describe());
       return 1;
     }
-    Map<String, Double> torch = torchBaseline == null ? Map.of() : readBaseline(torchBaseline);
+    Map<String, Double> torch = torchBaseline == null ? Map.of() : BenchSupport.readBaseline(torchBaseline);
     out.println("# moespark ops benchmark — " + NativeLibrary.describe());
     out.printf("# tokens %d, bf16, %d timed iterations after warm-up; GB/s = unique bytes / time%n", tokens, iters);
     out.printf("%-14s %-10s %9s %9s %9s %8s %12s%n", "shape", "op", "time_us", "GB/s", "copy_GB/s", "vs_copy",
@@ -106,10 +102,10 @@ public final class OpsBench {
       float copyMs;
       try (DeviceBuffer a = alloc.allocate(quantBytes / 2, "copy a"); DeviceBuffer b = alloc.allocate(quantBytes / 2,
           "copy b")) {
-        copyMs = time(s, iters, () -> b.copyFromDevice(a, 0, 0, a.size(), s));
+        copyMs = BenchSupport.time(s, iters, () -> b.copyFromDevice(a, 0, 0, a.size(), s));
       }
       double copyGbs = quantBytes / (copyMs * 1e6);
-      float quantMs = time(s, iters, () -> ActQuantGpu.quantize(alloc, BlockFp8.ScaleRule.DEEPSEEK,
+      float quantMs = BenchSupport.time(s, iters, () -> ActQuantGpu.quantize(alloc, BlockFp8.ScaleRule.DEEPSEEK,
           ActQuantGpu.Input.BF16, x, tokens, h, false).close());
       report(out, sh, "quant1x128", quantMs, quantBytes, copyGbs, torch.getOrDefault(sh.name() + ".quant_us", Double.NaN));
     }
@@ -132,10 +128,10 @@ public final class OpsBench {
       float copyMs;
       try (DeviceBuffer a = alloc.allocate(ftsqBytes / 2, "copy a"); DeviceBuffer b = alloc.allocate(ftsqBytes / 2,
           "copy b")) {
-        copyMs = time(s, iters, () -> b.copyFromDevice(a, 0, 0, a.size(), s));
+        copyMs = BenchSupport.time(s, iters, () -> b.copyFromDevice(a, 0, 0, a.size(), s));
       }
       double copyGbs = ftsqBytes / (copyMs * 1e6);
-      float ftsqMs = time(s, iters, () -> FusedTransposeSplitQuantGpu.quantize(alloc, x, rows, h, tpe, false).close());
+      float ftsqMs = BenchSupport.time(s, iters, () -> FusedTransposeSplitQuantGpu.quantize(alloc, x, rows, h, tpe, false).close());
       report(out, sh, "ftsq", ftsqMs, ftsqBytes, copyGbs, torch.getOrDefault(sh.name() + ".ftsq_us", Double.NaN));
     }
   }
@@ -199,7 +195,7 @@ public final class OpsBench {
       float copyMs;
       try (DeviceBuffer a = alloc.allocate(copyBytes / 2, "copy a"); DeviceBuffer b = alloc.allocate(copyBytes / 2,
           "copy b")) {
-        copyMs = time(s, iters, () -> b.copyFromDevice(a, 0, 0, a.size(), s));
+        copyMs = BenchSupport.time(s, iters, () -> b.copyFromDevice(a, 0, 0, a.size(), s));
       }
       double copyGbs = copyBytes / (copyMs * 1e6);
       out.printf("# routing at %d tokens (logits read + ids/weights written; vs_copy = GB/s over the copy's)%n", tokens);
@@ -208,16 +204,16 @@ public final class OpsBench {
         String t = type == RoutingGpu.LogitsType.F32 ? "f32" : "bf16";
         // DeepSeek-V3
         validateRouting("deepseek", host, maxE, bias, l, db, type, alloc);
-        float dsMs = time(s, iters, () -> RoutingGpu.sigmoidGroupedTopK(l, type, tokens, 256, 8, db, 8, 4, true, 2.5f,
+        float dsMs = BenchSupport.time(s, iters, () -> RoutingGpu.sigmoidGroupedTopK(l, type, tokens, 256, 8, db, 8, 4, true, 2.5f,
             Routing.GroupMask.NEG_INF, ids, w, s));
         report(out, new Shape("deepseek-v3", 0, 256, 8), "route-" + t, dsMs, (long) type.bytes * tokens * 256
             + 8L * tokens * 8, copyGbs, torch.getOrDefault("routing.deepseek_us", Double.NaN));
         // softmax top-8 over 256 experts (rows of the same buffer, E = 256)
         validateRouting("softmax", host, maxE, null, l, db, type, alloc);
-        float smMs = time(s, iters, () -> RoutingGpu.softmaxTopK(l, type, tokens, 256, 8, true, ids, w, s));
+        float smMs = BenchSupport.time(s, iters, () -> RoutingGpu.softmaxTopK(l, type, tokens, 256, 8, true, ids, w, s));
         report(out, new Shape("softmax-e256", 0, 256, 8), "route-" + t, smMs, (long) type.bytes * tokens * 256
             + 8L * tokens * 8, copyGbs, torch.getOrDefault("routing.softmax256_us", Double.NaN));
-        float qwMs = time(s, iters, () -> RoutingGpu.softmaxTopK(l, type, tokens, 128, 8, true, ids, w, s));
+        float qwMs = BenchSupport.time(s, iters, () -> RoutingGpu.softmaxTopK(l, type, tokens, 128, 8, true, ids, w, s));
         report(out, new Shape("qwen3-30b-a3b", 0, 128, 8), "route-" + t, qwMs, (long) type.bytes * tokens * 128
             + 8L * tokens * 8, copyGbs, torch.getOrDefault("routing.softmax128_us", Double.NaN));
       }
@@ -297,16 +293,16 @@ public final class OpsBench {
         DeviceBuffer x = alloc.allocate(rowBytes * tokens, "x");
         DeviceBuffer copySrc = alloc.allocate(permuteBytes / 2, "copy src");
         DeviceBuffer copyDst = alloc.allocate(permuteBytes / 2, "copy dst")) {
-      fillRandom(alloc, x, rnd);
+      BenchSupport.fillRandomBf16(x, rnd);
       validate(alloc, dRoute, dProbs, x, route, probs, tpe, tokens, k, e, h);
       // Device-to-device copy moving the same number of bytes (read + write = permuteBytes).
-      float copyMs = time(s, iters, () -> copySrc.copyFromDevice(copyDst, 0, 0, copyDst.size(), s));
+      float copyMs = BenchSupport.time(s, iters, () -> copySrc.copyFromDevice(copyDst, 0, 0, copyDst.size(), s));
       double copyGbs = permuteBytes / (copyMs * 1e6);
 
-      float mapsMs = time(s, iters, () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1).close());
+      float mapsMs = BenchSupport.time(s, iters, () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1).close());
       try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, k, e, tpe, 1)) {
-        float gatherMs = time(s, iters, () -> MoePermuteGpu.gather(alloc, maps, x, rowBytes).close());
-        float rowsMs = time(s, iters, () -> MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes).close());
+        float gatherMs = BenchSupport.time(s, iters, () -> MoePermuteGpu.gather(alloc, maps, x, rowBytes).close());
+        float rowsMs = BenchSupport.time(s, iters, () -> MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes).close());
         float permuteMs = mapsMs + rowsMs;
         report(out, sh, "maps", mapsMs, 0, copyGbs, Double.NaN);
         report(out, sh, "gather", gatherMs, permuteBytes, copyGbs, torch.getOrDefault(sh.name() + ".gather_us", Double.NaN));
@@ -314,7 +310,7 @@ public final class OpsBench {
         report(out, sh, "permute", permuteMs, permuteBytes, copyGbs,
             torch.getOrDefault(sh.name() + ".sort_gather_us", Double.NaN));
         try (DeviceBuffer xu = MoePermuteGpu.permuteRows(alloc, maps, x, rowBytes)) {
-          float unpermuteMs = time(s, iters, () -> MoePermuteGpu.unpermute(alloc, true, xu, maps.rows, h, maps.rowmap,
+          float unpermuteMs = BenchSupport.time(s, iters, () -> MoePermuteGpu.unpermute(alloc, true, xu, maps.rows, h, maps.rowmap,
               dRoute, maps.tokenProbUnzipped, tokens, k, e, true).close());
           report(out, sh, "unpermute", unpermuteMs, permuteBytes, copyGbs,
               torch.getOrDefault(sh.name() + ".unpermute_us", Double.NaN));
@@ -325,12 +321,12 @@ public final class OpsBench {
 
   /** Fixed costs that bound small-batch latency: a stream sync, an allocate/free pair, maps of one token. */
   private static void overheads(DeviceAllocator alloc, CudaStream s, int iters, PrintStream out) {
-    float syncMs = time(s, iters * 10, s::synchronize);
-    float allocMs = time(s, iters * 10, () -> alloc.allocate(1 << 20, "probe").close());
-    float uploadMs = time(s, iters * 10, () -> alloc.upload(new int[64], "probe").close());
+    float syncMs = BenchSupport.time(s, iters * 10, s::synchronize);
+    float allocMs = BenchSupport.time(s, iters * 10, () -> alloc.allocate(1 << 20, "probe").close());
+    float uploadMs = BenchSupport.time(s, iters * 10, () -> alloc.upload(new int[64], "probe").close());
     int[] route = {0, 1};
     try (DeviceBuffer r = alloc.upload(route, "route"); DeviceBuffer p = alloc.upload(new float[2], "probs")) {
-      float mapsMs = time(s, iters * 10, () -> MoePermuteGpu.maps(alloc, r, p, 1, 2, 8, new int[] {1, 1, 0, 0, 0, 0, 0, 0}, 1).close());
+      float mapsMs = BenchSupport.time(s, iters * 10, () -> MoePermuteGpu.maps(alloc, r, p, 1, 2, 8, new int[] {1, 1, 0, 0, 0, 0, 0, 0}, 1).close());
       out.printf("# overheads: stream sync %.1f us, allocate+free %.1f us, 256 B pageable upload %.1f us, maps of 1 token %.1f us%n",
           syncMs * 1000, allocMs * 1000, uploadMs * 1000, mapsMs * 1000);
     }
@@ -368,46 +364,12 @@ public final class OpsBench {
     }
   }
 
-  private static void fillRandom(DeviceAllocator alloc, DeviceBuffer x, SplittableRandom rnd) {
-    short[] host = new short[(int) (x.size() / 2)];
-    for (int i = 0; i < host.length; i++) {
-      host[i] = org.moespark.formats.Bf16.encode((float) rnd.nextGaussian());
-    }
-    x.copyFrom(host);
-  }
-
-  private static float time(CudaStream s, int iters, Runnable op) {
-    for (int i = 0; i < 3; i++) {
-      op.run();
-    }
-    s.synchronize();
-    long t0 = System.nanoTime();
-    for (int i = 0; i < iters; i++) {
-      op.run();
-    }
-    s.synchronize();
-    return (System.nanoTime() - t0) / 1e6f / iters;
-  }
-
   private static void report(PrintStream out, Shape sh, String op, float ms, long bytes, double copyGbs, double torchUs) {
     double us = ms * 1000.0;
     double gbs = bytes == 0 ? Double.NaN : bytes / (ms * 1e6);
     out.printf("%-14s %-10s %9.1f %9s %9.0f %8s %12s%n", sh.name(), op, us, bytes == 0 ? "-" : String.format("%.0f", gbs),
         copyGbs, bytes == 0 ? "-" : String.format("%.2fx", gbs / copyGbs),
         Double.isNaN(torchUs) ? "-" : String.format("%.2fx", torchUs / us));
-  }
-
-  /** Lines "name.metric_us value" (torch_ops_baseline.py). */
-  static Map<String, Double> readBaseline(Path p) throws IOException {
-    Map<String, Double> m = new LinkedHashMap<>();
-    Pattern line = Pattern.compile("^(\\S+)\\s+([0-9.eE+-]+)$");
-    for (String l : Files.readAllLines(p)) {
-      Matcher mm = line.matcher(l.trim());
-      if (mm.matches()) {
-        m.put(mm.group(1), Double.parseDouble(mm.group(2)));
-      }
-    }
-    return m;
   }
 
   static List<String> shapeNames() {

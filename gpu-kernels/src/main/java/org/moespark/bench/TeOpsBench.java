@@ -8,7 +8,6 @@ import org.moespark.cuda.CudaStream;
 import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
-import org.moespark.formats.Bf16;
 import org.moespark.ops.TeDtype;
 import org.moespark.ops.TeMaskPermute;
 import org.moespark.ops.TeMaskPermuteGpu;
@@ -91,25 +90,25 @@ public final class TeOpsBench {
         DeviceBuffer x = alloc.allocate(rowBytes * tokens, "x"); DeviceBuffer y = alloc.allocate(rowBytes * rows, "y");
         DeviceBuffer copySrc = alloc.allocate(bytes / 2, "copy src");
         DeviceBuffer copyDst = alloc.allocate(bytes / 2, "copy dst")) {
-      fillRandom(x, rnd);
-      fillRandom(y, rnd);
+      BenchSupport.fillRandomBf16(x, rnd);
+      BenchSupport.fillRandomBf16(y, rnd);
       validate(alloc, indices, routing, probs, dense, x, y, tokens, k, e, h);
-      float copyMs = time(s, iters, () -> copyDst.copyFromDevice(copySrc, 0, 0, copySrc.size(), s));
+      float copyMs = BenchSupport.time(s, iters, () -> copyDst.copyFromDevice(copySrc, 0, 0, copySrc.size(), s));
       double copyGbs = bytes / (copyMs * 1e6);
       try (TePermuteGpu.Result idx = TePermuteGpu.moePermute(alloc, TeDtype.BF16, x, tokens, h, dIdx, k, 0);
           TeMaskPermuteGpu.Permuted mask = TeMaskPermuteGpu.moePermuteWithProbs(alloc, TeDtype.BF16, x, tokens, h,
               dDense, dRouting, e, rows)) {
-        report(out, sh, "idx_map", time(s, iters, () -> TePermuteGpu.makeRowIdMap(alloc, dIdx, tokens, k, 0).close()),
+        report(out, sh, "idx_map", BenchSupport.time(s, iters, () -> TePermuteGpu.makeRowIdMap(alloc, dIdx, tokens, k, 0).close()),
             0, copyGbs);
-        report(out, sh, "idx_permute", time(s, iters,
+        report(out, sh, "idx_permute", BenchSupport.time(s, iters,
             () -> TePermuteGpu.moePermute(alloc, TeDtype.BF16, x, tokens, h, dIdx, k, 0).close()), bytes, copyGbs);
-        report(out, sh, "idx_unpermute", time(s, iters, () -> TePermuteGpu.moeUnpermute(alloc, TeDtype.BF16, y, rows, h,
+        report(out, sh, "idx_unpermute", BenchSupport.time(s, iters, () -> TePermuteGpu.moeUnpermute(alloc, TeDtype.BF16, y, rows, h,
             idx.rowIdMap(), dProbs, tokens, k).close()), bytes, copyGbs);
         report(out, sh, "mask_map",
-            time(s, iters, () -> TeMaskPermuteGpu.makeRowIdMap(alloc, dRouting, tokens, e).close()), 0, copyGbs);
-        report(out, sh, "mask_permute", time(s, iters, () -> TeMaskPermuteGpu.moePermuteWithProbs(alloc, TeDtype.BF16,
+            BenchSupport.time(s, iters, () -> TeMaskPermuteGpu.makeRowIdMap(alloc, dRouting, tokens, e).close()), 0, copyGbs);
+        report(out, sh, "mask_permute", BenchSupport.time(s, iters, () -> TeMaskPermuteGpu.moePermuteWithProbs(alloc, TeDtype.BF16,
             x, tokens, h, dDense, dRouting, e, rows).close()), bytes, copyGbs);
-        report(out, sh, "mask_unpermute", time(s, iters, () -> TeMaskPermuteGpu.moeUnpermute(alloc, TeDtype.BF16, y,
+        report(out, sh, "mask_unpermute", BenchSupport.time(s, iters, () -> TeMaskPermuteGpu.moeUnpermute(alloc, TeDtype.BF16, y,
             rows, h, mask.rowIdMap(), e, dDense, tokens, null).close()), bytes, copyGbs);
       }
     }
@@ -150,27 +149,6 @@ public final class TeOpsBench {
         throw new IllegalStateException("validation failed: a TE GPU op differs from the CPU reference");
       }
     }
-  }
-
-  private static void fillRandom(DeviceBuffer b, SplittableRandom rnd) {
-    short[] host = new short[(int) (b.size() / 2)];
-    for (int i = 0; i < host.length; i++) {
-      host[i] = Bf16.encode((float) rnd.nextGaussian());
-    }
-    b.copyFrom(host);
-  }
-
-  private static float time(CudaStream s, int iters, Runnable op) {
-    for (int i = 0; i < 3; i++) {
-      op.run();
-    }
-    s.synchronize();
-    long t0 = System.nanoTime();
-    for (int i = 0; i < iters; i++) {
-      op.run();
-    }
-    s.synchronize();
-    return (System.nanoTime() - t0) / 1e6f / iters;
   }
 
   private static void report(PrintStream out, Shape sh, String op, float ms, long bytes, double copyGbs) {
