@@ -4,9 +4,12 @@
 #include "grouped_gemm.cuh"
 
 #include "formats.cuh"
+#include "gemm_common.cuh"
 
 namespace moespark {
 namespace {
+
+using namespace gemm;
 
 constexpr int BM = kGemmBlockM;
 constexpr int BN = kGemmBlockN;
@@ -21,20 +24,6 @@ constexpr int SMEM_BYTES = STAGES * (A_STAGE + B_STAGE) * 2;
 // of every ldmatrix phase hit 8 different 16-byte bank groups.
 __device__ __forceinline__ int swz(int row, int chunk) { return row * BK + ((chunk ^ ((row >> 1) & 3)) << 3); }
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; src_bytes is 16 or 0 (0 = write zeros, nothing read).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
@@ -47,134 +36,6 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ float round_bf16(float x) { return fmt::bf16_decode(fmt::bf16_encode(x)); }
-
-// fp32 logistic; the CPU computes it in double and rounds, the difference is an ulp.
-__device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-// GatedActivation.apply (fp32) and applyBf16 (transformers' bf16 rounding points).
-__device__ __forceinline__ float gated_act(const GroupedGemmArgs& p, float g, float u) {
-  float gc = g > p.limit ? p.limit : g;
-  float uc = u > p.limit ? p.limit : (u < -p.limit ? -p.limit : u);
-  if (!p.round_bf16) {
-    float act = p.act_silu ? __fmul_rn(gc, sigmoid_f(__fmul_rn(p.alpha, gc))) : gc;
-    return __fmul_rn(act, __fadd_rn(uc, p.beta));
-  }
-  float act;
-  if (!p.act_silu) {
-    act = gc;
-  } else if (p.alpha == 1.0f) {
-    act = round_bf16(__fmul_rn(gc, sigmoid_f(gc)));
-  } else {
-    float s = round_bf16(sigmoid_f(round_bf16(__fmul_rn(gc, p.alpha))));
-    act = round_bf16(__fmul_rn(gc, s));
-  }
-  float up = p.beta == 0.0f ? uc : round_bf16(__fadd_rn(uc, p.beta));
-  return round_bf16(__fmul_rn(act, up));
-}
-
-// Epilogue of one 16-row fragment strip: fragment (ni, q) of a thread is row row16 + lane/4 (+8 for
-// q ≥ 2), column col0 + ni·8 + 2·(lane%4) + (q & 1) — the layout of mma.m16n8 and of wgmma's
-// accumulators alike. col0 is a multiple of 16, so in the SwiGLU layout even ni are gate blocks and
-// ni + 1 the matching up blocks.
-template <int NI>
-__device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, int e, const float* bias, int64_t row16,
-                                           int64_t seg_end, int64_t col0, const float (&acc)[NI][4], int lane) {
-  const float* mul_scale = p.mul_scale == nullptr ? nullptr : p.mul_scale + e;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int64_t row = row16 + (lane >> 2) + half * 8;
-    if (row >= seg_end) continue;
-    if (p.epilogue == GemmEpilogue::kSwiGlu) {
-#pragma unroll
-      for (int ni = 0; ni < NI; ni += 2) {
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          const int64_t gc = col0 + ni * 8 + 2 * (lane & 3) + q;  // gate row of B
-          if (gc >= p.n) continue;
-          float g = acc[ni][half * 2 + q];
-          float u = acc[ni + 1][half * 2 + q];
-          if (p.round_bf16) {
-            g = round_bf16(g);
-            u = round_bf16(u);
-            if (bias != nullptr) {
-              g = round_bf16(__fadd_rn(g, bias[gc]));
-              u = round_bf16(__fadd_rn(u, bias[gc + 8]));
-            }
-          } else if (bias != nullptr) {
-            g = __fadd_rn(g, bias[gc]);
-            u = __fadd_rn(u, bias[gc + 8]);
-          }
-          const int64_t ic = (gc >> 4) * 8 + (gc & 7);
-          float a = gated_act(p, g, u);
-          if (mul_scale != nullptr) {  // LayerNumerics.fp8QuantDequant, bit for bit
-            const float sc = *mul_scale;
-            a = fmt::mul_rn(fmt::e4m3_decode(fmt::e4m3_encode_sat(fmt::div_rn(a, sc))), sc);
-          }
-          static_cast<uint16_t*>(p.c)[row * p.ldc + ic] = fmt::bf16_encode(a);
-        }
-      }
-    } else {
-#pragma unroll
-      for (int ni = 0; ni < NI; ++ni) {
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          const int64_t col = col0 + ni * 8 + 2 * (lane & 3) + q;
-          if (col >= p.n) continue;
-          float v = acc[ni][half * 2 + q];
-          if (p.epilogue == GemmEpilogue::kStoreF32) {
-            if (bias != nullptr) v = __fadd_rn(v, bias[col]);
-            static_cast<float*>(p.c)[row * p.ldc + col] = v;
-          } else {
-            v = round_bf16(v);
-            if (bias != nullptr) v = round_bf16(__fadd_rn(v, bias[col]));
-            static_cast<uint16_t*>(p.c)[row * p.ldc + col] = fmt::bf16_encode(v);
-          }
-        }
-      }
-    }
-  }
-}
-
-// Tile scheduler: block `tile` → (expert e, m-tile, n-tile) from the per-expert tile prefix, m-tiles
-// grouped GROUP_M at a time within an expert.
-struct TileCoord {
-  int e;
-  int64_t seg_begin;
-  int64_t seg_end;
-  int64_t row0;
-  int64_t n0;
-};
-
-__device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int tile) {
-  const int32_t* offs = p.meta;
-  const int32_t* tp = p.meta + p.experts + 1;
-  int lo = 0;
-  int hi = p.experts;  // tp[lo] <= tile < tp[hi]
-  while (hi - lo > 1) {
-    int mid = (lo + hi) >> 1;
-    if (tp[mid] <= tile) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  TileCoord t;
-  t.e = lo;
-  const int local = tile - tp[lo];
-  t.seg_begin = offs[lo];
-  t.seg_end = offs[lo + 1];
-  const int mt = static_cast<int>((t.seg_end - t.seg_begin + BM - 1) / BM);
-  const int nt = (p.n + BN - 1) / BN;
-  const int group = local / (GROUP_M * nt);
-  const int first_m = group * GROUP_M;
-  const int gm = min(GROUP_M, mt - first_m);
-  const int within = local % (GROUP_M * nt);
-  t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * BM;
-  t.n0 = static_cast<int64_t>(within / gm) * BN;
-  return t;
 }
 
 // Loads one BM×BK (or BN×BK) bf16 tile: rows [row0, row_end) of src (row stride ld), columns
@@ -220,7 +81,7 @@ __global__ void __launch_bounds__(WM * WN * 32) grouped_gemm_kernel(GroupedGemmA
   uint16_t* sA = smem;
   uint16_t* sB = smem + STAGES * A_STAGE;
 
-  const TileCoord tc = schedule_tile(p, blockIdx.x);
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(p, blockIdx.x);
   const int e = tc.e;
   const int64_t seg_end = tc.seg_end;
   const int64_t row0 = tc.row0;
@@ -311,9 +172,6 @@ constexpr int WG_B_STAGE = BN * WG_BK;
 constexpr int WG_SMEM_BYTES = WG_STAGES * (WG_A_STAGE + WG_B_STAGE) * 2 + 1024;  // + alignment slack
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the helpers exist in the sm_90a device pass only
-// 16-byte chunk `chunk` (0..7) of tile row `row` in the 128-byte swizzle (Swizzle<3,4,3>): byte offset.
-__device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
-
 template <int ROWS>
 __device__ __forceinline__ void wg_load_tile(uint8_t* dst, const uint16_t* src, int64_t ld, int64_t row0,
                                              int64_t row_end, int k0, int k, int tid) {
@@ -329,36 +187,12 @@ __device__ __forceinline__ void wg_load_tile(uint8_t* dst, const uint16_t* src, 
   }
 }
 
-// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart.
-__device__ __forceinline__ uint64_t wg_desc(const void* smem_ptr) {
-  uint64_t addr = smem_u32(smem_ptr);
-  uint64_t d = 0;
-  d |= (addr & 0x3FFFFull) >> 4;       // start address (bits 0-13)
-  d |= 1ull << 16;                     // leading byte offset (unused for swizzled K-major)
-  d |= (1024ull >> 4) << 32;           // stride byte offset: 8 rows × 128 bytes
-  d |= 1ull << 62;                     // 128-byte swizzle
-  return d;
-}
-
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, uint64_t db) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(da), "l"(db));
-}
-
-__device__ __forceinline__ void wgmma_fence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_wait0() {
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-}
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
@@ -371,7 +205,7 @@ __global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs
   uint8_t* sA = base;
   uint8_t* sB = base + WG_STAGES * WG_A_STAGE * 2;
 
-  const TileCoord tc = schedule_tile(p, blockIdx.x);
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(p, blockIdx.x);
   const uint16_t* bexp = p.b + static_cast<int64_t>(tc.e) * p.n * p.ldb;
   const int tid = threadIdx.x;
   const int lane = tid & 31;
