@@ -12,7 +12,7 @@ extern "C" {
 JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemm_gemm0(
     JNIEnv* env, jclass, jlong a, jlong lda, jlong b, jlong ldb, jint n, jint k, jint experts, jlong meta,
     jint total_tiles, jlong bias, jlong c, jlong ldc, jint epilogue, jboolean round_bf16, jboolean act_silu,
-    jfloat limit, jfloat alpha, jfloat beta, jlong mul_scale, jint variant, jlong stream) {
+    jfloat limit, jfloat alpha, jfloat beta, jlong mul_scale, jint variant, jlong rows, jlong stream) {
   JNI_TRY {
     if (epilogue < 0 || epilogue > 2) throw bad_argument("GroupedGemm: unknown epilogue " + std::to_string(epilogue));
     GroupedGemmArgs args{};
@@ -36,6 +36,7 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemm_gemm0(
     args.beta = beta;
     args.mul_scale = as_ptr<const float>(mul_scale);
     args.variant = variant;
+    args.rows = rows;
     launch_grouped_gemm(args, as_stream(stream));
     check_launch("grouped_gemm_kernel");
   }

@@ -53,6 +53,29 @@ __device__ __forceinline__ float gated_act(const GroupedGemmArgs& p, float g, fl
   return round_bf16(__fmul_rn(act, up));
 }
 
+// The kSwiGlu epilogue of one output: gate accumulator g (B row gc) and up accumulator u (B row gc + 8)
+// → bf16 bits of act(g, u) with the bias, the rounding mode and the optional FP8 Q/DQ of the activation.
+__device__ __forceinline__ uint16_t swiglu_bf16(const GroupedGemmArgs& p, const float* bias, const float* mul_scale,
+                                                int64_t gc, float g, float u) {
+  if (p.round_bf16) {
+    g = round_bf16(g);
+    u = round_bf16(u);
+    if (bias != nullptr) {
+      g = round_bf16(__fadd_rn(g, bias[gc]));
+      u = round_bf16(__fadd_rn(u, bias[gc + 8]));
+    }
+  } else if (bias != nullptr) {
+    g = __fadd_rn(g, bias[gc]);
+    u = __fadd_rn(u, bias[gc + 8]);
+  }
+  float a = gated_act(p, g, u);
+  if (mul_scale != nullptr) {  // LayerNumerics.fp8QuantDequant, bit for bit
+    const float sc = *mul_scale;
+    a = fmt::mul_rn(fmt::e4m3_decode(fmt::e4m3_encode_sat(fmt::div_rn(a, sc))), sc);
+  }
+  return fmt::bf16_encode(a);
+}
+
 // Epilogue of one 16-row fragment strip: fragment (ni, q) of a thread is row row16 + lane/4 (+8 for
 // q ≥ 2), column col0 + ni·8 + 2·(lane%4) + (q & 1) — the layout of mma.m16n8 and of wgmma's
 // accumulators alike. col0 is a multiple of 16, so in the SwiGLU layout even ni are gate blocks and
@@ -72,26 +95,9 @@ __device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, int e, cons
         for (int q = 0; q < 2; ++q) {
           const int64_t gc = col0 + ni * 8 + 2 * (lane & 3) + q;  // gate row of B
           if (gc >= p.n) continue;
-          float g = acc[ni][half * 2 + q];
-          float u = acc[ni + 1][half * 2 + q];
-          if (p.round_bf16) {
-            g = round_bf16(g);
-            u = round_bf16(u);
-            if (bias != nullptr) {
-              g = round_bf16(__fadd_rn(g, bias[gc]));
-              u = round_bf16(__fadd_rn(u, bias[gc + 8]));
-            }
-          } else if (bias != nullptr) {
-            g = __fadd_rn(g, bias[gc]);
-            u = __fadd_rn(u, bias[gc + 8]);
-          }
           const int64_t ic = (gc >> 4) * 8 + (gc & 7);
-          float a = gated_act(p, g, u);
-          if (mul_scale != nullptr) {  // LayerNumerics.fp8QuantDequant, bit for bit
-            const float sc = *mul_scale;
-            a = fmt::mul_rn(fmt::e4m3_decode(fmt::e4m3_encode_sat(fmt::div_rn(a, sc))), sc);
-          }
-          static_cast<uint16_t*>(p.c)[row * p.ldc + ic] = fmt::bf16_encode(a);
+          static_cast<uint16_t*>(p.c)[row * p.ldc + ic] =
+              swiglu_bf16(p, bias, mul_scale, gc, acc[ni][half * 2 + q], acc[ni + 1][half * 2 + q]);
         }
       }
     } else {

@@ -6,6 +6,9 @@
 #include "formats.cuh"
 #include "gemm_common.cuh"
 
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 namespace moespark {
 namespace {
 
@@ -261,6 +264,405 @@ __global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs
 #endif
 }
 
+
+
+// ---- variant 4: Hopper TMA + warp-specialized wgmma, persistent (sm_90a) -----------------------------
+// 128×256 block tile, BK = 64, a 4-stage shared-memory ring filled by the bulk tensor copy engine (TMA,
+// 128-byte swizzle, completion on an mbarrier) from one producer thread; 2 consumer warpgroups each own
+// 64 rows × 256 columns (wgmma m64n256k16, 128 fp32 accumulators per thread) and keep one wgmma group in
+// flight while the next stage lands, releasing each stage through an "empty" mbarrier. The grid is
+// persistent (one block per SM): blocks stride over the (expert, m-tile, n-tile) list, so the producer
+// loads the next tile while the consumers run the epilogue. Registers are rebalanced with setmaxnreg
+// (producer 40, consumers 232). Rows past an expert's segment and columns past n are loaded (the next
+// expert's data or the tensor's zero fill) but never stored; k past the end reads the TMA's zero fill.
+
+constexpr int T4_BM = 128;
+constexpr int T4_BN = 256;
+constexpr int T4_BK = 64;
+constexpr int T4_STAGES = 4;
+constexpr int T4_A_BYTES = T4_BM * T4_BK * 2;  // 16 KiB
+constexpr int T4_B_BYTES = T4_BN * T4_BK * 2;  // 32 KiB
+constexpr int T4_MAX_EXPERTS = 1024;
+// SwiGLU epilogue staging: per consumer warpgroup 64 rows × 32 accumulator columns (+4 floats of padding
+// against bank conflicts)
+constexpr int T4_EPI_COLS = 32;
+constexpr int T4_EPI_LD = T4_EPI_COLS + 4;
+constexpr int T4_EPI_BYTES = 2 * 64 * T4_EPI_LD * 4;
+// tiles (1024-aligned) + epilogue staging + full/empty barriers + the tile prefix [E+1]
+constexpr int T4_SMEM_BYTES =
+    1024 + T4_STAGES * (T4_A_BYTES + T4_B_BYTES) + T4_EPI_BYTES + 2 * T4_STAGES * 8 + 4 * (T4_MAX_EXPERTS + 1);
+static_assert(T4_SMEM_BYTES <= 227 * 1024, "variant 4 shared memory exceeds the sm_90 block limit");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(da), "l"(db));
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+// 2-D TMA load of box (c0 = k element, c1 = row) into shared memory, completing on `bar`.
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, int c0, int c1, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_u32(bar))
+      : "memory");
+}
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// (expert, m-tile, n-tile) of tile `tile` from the block's shared tile prefix (as schedule_tile, BM×BN tiles).
+__device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p, const int32_t* tp, int tile) {
+  int lo = 0;
+  int hi = p.experts;
+  while (hi - lo > 1) {
+    int mid = (lo + hi) >> 1;
+    if (tp[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  TileCoord t;
+  t.e = lo;
+  const int local = tile - tp[lo];
+  t.seg_begin = p.meta[lo];
+  t.seg_end = p.meta[lo + 1];
+  const int mt = static_cast<int>((t.seg_end - t.seg_begin + T4_BM - 1) / T4_BM);
+  const int nt = (p.n + T4_BN - 1) / T4_BN;
+  const int group = local / (GROUP_M * nt);
+  const int first_m = group * GROUP_M;
+  const int gm = min(GROUP_M, mt - first_m);
+  const int within = local % (GROUP_M * nt);
+  t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * T4_BM;
+  t.n0 = static_cast<int64_t>(within / gm) * T4_BN;
+  return t;
+}
+
+// Writes accumulator columns C·32 .. +32 of a consumer's m64n256 fragment into the staging tile
+// (row r_frag (+8), column c_frag (+1) of each 8-column block).
+template <int C>
+__device__ __forceinline__ void stage_chunk(float* st, const float (&d)[128], int r_frag, int c_frag) {
+#pragma unroll
+  for (int j = 0; j < T4_EPI_COLS / 8; ++j) {
+    constexpr int kBase = C * (T4_EPI_COLS / 8);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      *reinterpret_cast<float2*>(st + (r_frag + half * 8) * T4_EPI_LD + j * 8 + c_frag) =
+          make_float2(d[4 * (kBase + j) + half * 2], d[4 * (kBase + j) + half * 2 + 1]);
+    }
+  }
+}
+
+// Plain SwiGLU — silu(g)·u with no bias, clamp, slope, offset or FP8 scale (Mixtral, Qwen, OLMoE, DeepSeek):
+// the operations of gated_act for that case, in the same order (bit-identical), without its run-time
+// branches, which the compiler would otherwise predicate and execute for every element.
+template <bool kRound>
+__device__ __forceinline__ uint16_t swiglu_plain_bf16(float g, float u) {
+  if (kRound) {
+    g = round_bf16(g);
+    u = round_bf16(u);
+    const float act = round_bf16(__fmul_rn(g, sigmoid_f(g)));
+    return fmt::bf16_encode(round_bf16(__fmul_rn(act, u)));
+  }
+  return fmt::bf16_encode(__fmul_rn(__fmul_rn(g, sigmoid_f(__fmul_rn(1.0f, g))), __fadd_rn(u, 0.0f)));
+}
+
+// kSwiGlu on one staged chunk: 64 rows × 16 activations (gate blocks at chunk columns 0-7 and 16-23, up
+// blocks 8 further). Thread wt owns activation column wt % 16 of rows wt / 16 + 8q (q < 8): one column
+// and one set of addresses per thread, the 8 rows loaded, computed and stored in separate phases.
+// kMode: 0 = any activation (gated_act), 1 = plain SwiGLU with bf16 roundings, 2 = plain SwiGLU in fp32.
+template <int kMode>
+__device__ __forceinline__ void epilogue_swiglu_chunk(const GroupedGemmArgs& p, const float* st, int wt,
+                                                      const TileCoord& tc, int64_t row_base, int64_t col0,
+                                                      const float* bias) {
+  constexpr int kPer = 64 * (T4_EPI_COLS / 2) / 128;  // 8
+  const int jj = wt & 15;
+  const int lc = (jj >> 3) * 16 + (jj & 7);
+  const int64_t gc = col0 + lc;
+  if (gc >= p.n) return;
+  const int r0 = wt >> 4;
+  const int64_t left = tc.seg_end - (row_base + r0);  // rows r0 + 8q with 8q < left are in the segment
+  const float* s = st + r0 * T4_EPI_LD + lc;
+  float g[kPer];
+  float u[kPer];
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    g[q] = s[q * 8 * T4_EPI_LD];
+    u[q] = s[q * 8 * T4_EPI_LD + 8];
+  }
+  uint16_t v[kPer];
+  if (kMode == 0) {
+    const float* mul_scale = p.mul_scale == nullptr ? nullptr : p.mul_scale + tc.e;
+#pragma unroll
+    for (int q = 0; q < kPer; ++q) v[q] = swiglu_bf16(p, bias, mul_scale, gc, g[q], u[q]);
+  } else {
+#pragma unroll
+    for (int q = 0; q < kPer; ++q) v[q] = swiglu_plain_bf16<kMode == 1>(g[q], u[q]);
+  }
+  uint16_t* o = static_cast<uint16_t*>(p.c) + (row_base + r0) * p.ldc + (gc >> 4) * 8 + (gc & 7);
+  const int64_t step = 8 * p.ldc;
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    if (8 * q < left) o[q * step] = v[q];
+  }
+}
+
+// kStoreF32 / kStoreBf16 on one staged chunk: 8 consecutive columns of one row per thread and step.
+__device__ __forceinline__ void epilogue_store_chunk(const GroupedGemmArgs& p, const float* st, int wt,
+                                                     const TileCoord& tc, int64_t row_base, int64_t col0,
+                                                     const float* bias) {
+  const bool f32 = p.epilogue == GemmEpilogue::kStoreF32;
+  const bool vec_c = (reinterpret_cast<uintptr_t>(p.c) & 15u) == 0 && p.ldc % (f32 ? 4 : 8) == 0;
+#pragma unroll
+  for (int q = 0; q < 64 * (T4_EPI_COLS / 8) / 128; ++q) {
+    const int i = wt + q * 128;
+    const int r = i / (T4_EPI_COLS / 8);
+    const int lc = (i % (T4_EPI_COLS / 8)) * 8;
+    const int64_t row = row_base + r;
+    const int64_t col = col0 + lc;
+    if (row >= tc.seg_end || col >= p.n) continue;
+    const float4 lo = *reinterpret_cast<const float4*>(st + r * T4_EPI_LD + lc);
+    const float4 hi = *reinterpret_cast<const float4*>(st + r * T4_EPI_LD + lc + 4);
+    float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    const int cnt = p.n - col < 8 ? static_cast<int>(p.n - col) : 8;
+    if (f32) {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (bias != nullptr && k < cnt) v[k] = __fadd_rn(v[k], bias[col + k]);
+      }
+      float* dst = static_cast<float*>(p.c) + row * p.ldc + col;
+      if (vec_c && cnt == 8) {
+        reinterpret_cast<float4*>(dst)[0] = make_float4(v[0], v[1], v[2], v[3]);
+        reinterpret_cast<float4*>(dst)[1] = make_float4(v[4], v[5], v[6], v[7]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          if (k < cnt) dst[k] = v[k];
+        }
+      }
+    } else {
+      uint16_t b[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        float x = round_bf16(v[k]);
+        if (bias != nullptr && k < cnt) x = round_bf16(__fadd_rn(x, bias[col + k]));
+        b[k] = fmt::bf16_encode(x);
+      }
+      uint16_t* dst = static_cast<uint16_t*>(p.c) + row * p.ldc + col;
+      if (vec_c && cnt == 8) {
+        *reinterpret_cast<uint4*>(dst) =
+            make_uint4(b[0] | (uint32_t(b[1]) << 16), b[2] | (uint32_t(b[3]) << 16), b[4] | (uint32_t(b[5]) << 16),
+                       b[6] | (uint32_t(b[7]) << 16));
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          if (k < cnt) dst[k] = b[k];
+        }
+      }
+    }
+  }
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(384, 1)
+    grouped_gemm_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                            GroupedGemmArgs p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t t4_smem_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(t4_smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + T4_STAGES * T4_A_BYTES;
+  float* epi = reinterpret_cast<float*>(sB + T4_STAGES * T4_B_BYTES);
+  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(epi) + T4_EPI_BYTES);
+  uint64_t* empty = full + T4_STAGES;
+  int32_t* tp = reinterpret_cast<int32_t*>(empty + T4_STAGES);
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int nt = (p.n + T4_BN - 1) / T4_BN;
+  // tile prefix of this kernel's BM×BN tiles: warp 0 scans the per-expert counts 32 at a time
+  if (warp == 0) {
+    int carry = 0;
+    for (int base_e = 0; base_e < p.experts; base_e += 32) {
+      const int e = base_e + lane;
+      int v = e < p.experts ? (p.meta[e + 1] - p.meta[e] + T4_BM - 1) / T4_BM * nt : 0;
+#pragma unroll
+      for (int s = 1; s < 32; s <<= 1) {
+        int u = __shfl_up_sync(0xffffffffu, v, s);
+        if (lane >= s) v += u;
+      }
+      if (e < p.experts) tp[e + 1] = carry + v;
+      carry += __shfl_sync(0xffffffffu, v, 31);
+    }
+    if (lane == 0) tp[0] = 0;
+  }
+  if (tid == 0) {
+    for (int s = 0; s < T4_STAGES; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], 8);  // lane 0 of each consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  const int total = tp[p.experts];
+  const int ktiles = (p.k + T4_BK - 1) / T4_BK;
+
+  if (warp < 4) {
+    // ---- producer warpgroup: one thread issues the TMA loads ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+        const TileCoord tc = schedule_tile_smem(p, tp, tile);
+        const int arow = static_cast<int>(tc.row0);
+        const int brow = static_cast<int>(static_cast<int64_t>(tc.e) * p.n + tc.n0);
+        for (int kt = 0; kt < ktiles; ++kt) {
+          mbar_wait(&empty[stage], phase ^ 1u);
+          mbar_expect_tx(&full[stage], T4_A_BYTES + T4_B_BYTES);
+          tma_load_2d(sA + stage * T4_A_BYTES, &map_a, kt * T4_BK, arow, &full[stage]);
+          tma_load_2d(sB + stage * T4_B_BYTES, &map_b, kt * T4_BK, brow, &full[stage]);
+          if (++stage == T4_STAGES) {
+            stage = 0;
+            phase ^= 1u;
+          }
+        }
+      }
+    }
+  } else {
+    // ---- consumer warpgroups 1, 2: rows (wg - 1)·64 .. +64 of the tile ----
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int wgi = (warp >> 2) - 1;
+    int stage = 0;
+    uint32_t phase = 0;
+    float d[128];
+    for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+      const TileCoord tc = schedule_tile_smem(p, tp, tile);
+#pragma unroll
+      for (int i = 0; i < 128; ++i) d[i] = 0.0f;
+      int prev = -1;
+      for (int kt = 0; kt < ktiles; ++kt) {
+        mbar_wait(&full[stage], phase);
+        const uint64_t da = wg_desc(sA + stage * T4_A_BYTES + wgi * 64 * 128);
+        const uint64_t db = wg_desc(sB + stage * T4_B_BYTES);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < T4_BK / 16; ++ks) wgmma_m64n256k16(d, da + 2 * ks, db + 2 * ks);
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous k-tile's group is done: its stage can be refilled
+        if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
+        prev = stage;
+        if (++stage == T4_STAGES) {
+          stage = 0;
+          phase ^= 1u;
+        }
+      }
+      wgmma_wait<0>();
+      if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
+      const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
+      if (p.variant == 5) continue;  // timing probe: the main loop alone, nothing stored
+      // Epilogue staged through shared memory 32 accumulator columns at a time (chunk c: columns
+      // n0 + c·32 .. +32). The chunk loop is rolled (a switch picks the chunk's accumulator registers), so
+      // the per-element code exists once and the instruction cache holds it; each thread then handles
+      // several independent elements at once (loads, math, stores in separate phases) to hide the latency
+      // of the math, and the stores are coalesced (16-byte vectors for STORE_*).
+      float* st = epi + wgi * 64 * T4_EPI_LD;
+      const int wt = tid - 128 * (wgi + 1);  // thread within the warpgroup
+      const int64_t row_base = tc.row0 + wgi * 64;
+      const int r_frag = (warp & 3) * 16 + (lane >> 2);
+      const int c_frag = 2 * (lane & 3);
+      const bool plain = p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY && bias == nullptr &&
+                         p.mul_scale == nullptr;
+#pragma unroll 1
+      for (int c = 0; c < 256 / T4_EPI_COLS; ++c) {
+        switch (c) {
+          case 0: stage_chunk<0>(st, d, r_frag, c_frag); break;
+          case 1: stage_chunk<1>(st, d, r_frag, c_frag); break;
+          case 2: stage_chunk<2>(st, d, r_frag, c_frag); break;
+          case 3: stage_chunk<3>(st, d, r_frag, c_frag); break;
+          case 4: stage_chunk<4>(st, d, r_frag, c_frag); break;
+          case 5: stage_chunk<5>(st, d, r_frag, c_frag); break;
+          case 6: stage_chunk<6>(st, d, r_frag, c_frag); break;
+          default: stage_chunk<7>(st, d, r_frag, c_frag); break;
+        }
+        named_barrier_sync(1 + wgi, 128);
+        const int64_t col0 = tc.n0 + c * T4_EPI_COLS;
+        if (p.epilogue == GemmEpilogue::kSwiGlu) {
+          if (plain && p.round_bf16) {
+            epilogue_swiglu_chunk<1>(p, st, wt, tc, row_base, col0, bias);
+          } else if (plain) {
+            epilogue_swiglu_chunk<2>(p, st, wt, tc, row_base, col0, bias);
+          } else {
+            epilogue_swiglu_chunk<0>(p, st, wt, tc, row_base, col0, bias);
+          }
+        } else {
+          epilogue_store_chunk(p, st, wt, tc, row_base, col0, bias);
+        }
+        named_barrier_sync(1 + wgi, 128);
+      }
+    }
+  }
+#else
+  (void)map_a;
+  (void)map_b;
+  (void)p;
+  __trap();
+#endif
+}
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      f = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// bf16 [rows, k] with row stride ld (elements), box = box_rows × 64, 128-byte swizzle. False on failure.
+bool encode_bf16_map(CUtensorMap* map, const void* ptr, int64_t rows, int k, int64_t ld, int box_rows) {
+  PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
+  if (enc == nullptr) return false;
+  cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
+  cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * 2};
+  cuuint32_t box[2] = {static_cast<cuuint32_t>(T4_BK), static_cast<cuuint32_t>(box_rows)};
+  cuuint32_t estr[2] = {1, 1};
+  return enc(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(ptr), dims, strides, box, estr,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 }  // namespace
 
 void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
@@ -270,7 +672,31 @@ void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
   bool vec_b = args.ldb % 8 == 0 && args.k % 8 == 0 && aligned16(args.b);
   // The attribute is set per launch (cheap) rather than once: it is per device. A failure is left for
   // the caller's launch check (cudaGetLastError).
-  if (args.variant == 3 && vec_a && vec_b) {
+  if ((args.variant == 4 || args.variant == 5) && vec_a && vec_b && args.experts <= T4_MAX_EXPERTS) {
+    int dev = 0;
+    int major = 0;
+    int sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      return;
+    }
+    CUtensorMap map_a;
+    CUtensorMap map_b;
+    if (major == 9 && encode_bf16_map(&map_a, args.a, args.rows, args.k, args.lda, T4_BM) &&
+        encode_bf16_map(&map_b, args.b, static_cast<int64_t>(args.experts) * args.n, args.k, args.ldb, T4_BN)) {
+      if (cudaFuncSetAttribute(grouped_gemm_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T4_SMEM_BYTES) !=
+          cudaSuccess) {
+        return;
+      }
+      // the host tile count (128×128 tiles) bounds this kernel's (128×256): never more blocks than tiles
+      const int grid = args.total_tiles < sms ? args.total_tiles : sms;
+      grouped_gemm_tma_kernel<<<grid, 384, T4_SMEM_BYTES, stream>>>(map_a, map_b, args);
+      return;
+    }
+  }
+  // variant 4 where it cannot run (another architecture, > T4_MAX_EXPERTS experts) falls back to 3, then 1
+  if ((args.variant == 3 || args.variant == 4) && vec_a && vec_b) {
     int dev = 0;
     int major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||

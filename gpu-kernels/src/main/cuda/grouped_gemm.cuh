@@ -50,7 +50,9 @@ struct GroupedGemmArgs {
   float beta;             // kSwiGlu: added to the clamped up value
   const float* mul_scale; // kSwiGlu: fp32 [E] TensorRT static FP8 scale of the activation (Q/DQ
                           // e4m3(sat(a / s))·s before the bf16 store), or nullptr
-  int32_t variant;        // kernel variant: 1 = 8 warps of 64×32 (default), 2 = 4 warps of 64×64
+  int32_t variant;        // kernel variant: 1, 2 = mma.sync (8 warps of 64×32, 4 of 64×64), 3 = wgmma,
+                          // 4 = TMA + warp-specialized wgmma, persistent (grouped_gemm.cu)
+  int64_t rows;           // R = offsets[E] (variant 4's tensor map of A)
 };
 
 // Tile sizes of the launch (the Java side computes the tile prefix with these).

@@ -48,8 +48,12 @@ final class LayerBenchGpu {
       new Shape("qwen3-30b-a3b", 2048, 768, 128, 8), new Shape("olmoe", 2048, 1024, 64, 8),
       new Shape("deepseek-v3", 7168, 2048, 256, 8));
 
-  /** GEMM variants to time: system property {@code moespark.bench.variants}, e.g. {@code 1,2} (default 1,2,3). */
-  static final int[] VARIANTS = java.util.Arrays.stream(System.getProperty("moespark.bench.variants", "1,2,3")
+  /**
+   * GEMM variants to time: system property {@code moespark.bench.variants}, e.g. {@code 1,2} (default 1,3,4).
+   * Variant 5 is a timing probe (variant 4's main loop with no epilogue: it writes nothing), timed but never
+   * validated nor used for the layer: the gap between 4 and 5 is what the epilogue costs.
+   */
+  static final int[] VARIANTS = java.util.Arrays.stream(System.getProperty("moespark.bench.variants", "1,3,4")
       .split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
 
   static int run(int tokens, Path torchBaseline, PrintStream out) throws IOException {
@@ -69,7 +73,11 @@ final class LayerBenchGpu {
     int rc = 0;
     int variant = GroupedGemm.variant();
     try {
+      String only = System.getProperty("moespark.bench.shapes", "");
       for (Shape s : SHAPES) {
+        if (!only.isBlank() && !List.of(only.split(",")).contains(s.name())) {
+          continue;
+        }
         rc |= runShape(s, tokens, torch, out);
         GroupedGemm.setVariant(variant);
       }
@@ -113,6 +121,15 @@ final class LayerBenchGpu {
           for (int v : VARIANTS) {
             GroupedGemm.setVariant(v);
             g.expertFfn(xp, offsets, o); // warm-up
+            if (v == 5) {
+              double probe = g.stream().time(() -> {
+                for (int i = 0; i < iters; i++) {
+                  g.expertFfn(xp, offsets, o);
+                }
+              }) / iters;
+              perVariant.append(String.format(" [v5 main loop only %.3f ms]", probe));
+              continue;
+            }
             double e = v == validated ? err : validate(g, xp, o, offsets, h, ip);
             if (!(e <= 2e-2)) {
               out.printf("%-14s validation FAILED for GEMM variant %d: relative error %.3e%n", s.name(), v, e);

@@ -37,20 +37,20 @@ public final class GroupedGemm {
   /** Output columns per block tile. */
   public static final int BLOCK_N = 128;
 
-  /** System property choosing the kernel variant ({@link #setVariant}); default 3 (wgmma where it applies). */
+  /** System property choosing the kernel variant ({@link #setVariant}); default 4 (TMA + wgmma where it applies). */
   public static final String VARIANT_PROPERTY = "moespark.gemm.variant";
 
   private static volatile int variant = initialVariant();
 
   /** The property's variant; an invalid value is logged and the default used (a class-init failure would hide it). */
   private static int initialVariant() {
-    String v = System.getProperty(VARIANT_PROPERTY, "3");
+    String v = System.getProperty(VARIANT_PROPERTY, "4");
     try {
       return parseVariant(v);
     } catch (IllegalArgumentException e) {
       System.getLogger(GroupedGemm.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
-          + "; using variant 3");
-      return 3;
+          + "; using variant 4");
+      return 4;
     }
   }
 
@@ -59,22 +59,25 @@ public final class GroupedGemm {
     try {
       x = Integer.parseInt(v.trim());
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2 or 3, got '" + v + "'");
+      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2, 3, 4 or 5, got '" + v + "'");
     }
-    if (x < 1 || x > 3) {
-      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2 or 3, got " + x);
+    if (x < 1 || x > 5) {
+      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2, 3, 4 or 5, got " + x);
     }
     return x;
   }
 
   /**
-   * Chooses the kernel for every later launch in this process (benchmarks, tests), all on 128×128 tiles:
-   * 1 = mma.sync, 8 warps of 64×32; 2 = mma.sync, 4 warps of 64×64 (more mma work per shared-memory
-   * load; the same bits as 1: every output element sees the same k order; slower on the H100); 3 (the
-   * default) = Hopper wgmma (sm_90a, 2 warpgroups of m64n128k16, 128-byte-swizzled shared memory), used
-   * where the device is sm_90 and {@code lda}, {@code ldb}, {@code k} are multiples of 8, else variant 1
-   * runs. Variant 3 is within fp32 rounding of 1, not necessarily bit-identical. H100 timings of all three:
-   * benchmarks/layer-gpu.md.
+   * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = mma.sync, 8 warps of
+   * 64×32 on 128×128 tiles; 2 = mma.sync, 4 warps of 64×64 (the same bits as 1: every output element sees the
+   * same k order; slower on the H100); 3 = Hopper wgmma (sm_90a, 2 warpgroups of m64n128k16, cp.async ring,
+   * 128×128 tiles); 4 (the default) = Hopper TMA + warp-specialized wgmma (one producer warpgroup, 2
+   * consumer warpgroups of m64n256k16, 4-stage mbarrier ring, 128×256 tiles, a persistent grid, SwiGLU
+   * epilogue staged through shared memory). Variants 3 and 4 run where the device is sm_90 and {@code lda},
+   * {@code ldb}, {@code k} are multiples of 8 (4 also needs at most 1024 experts, else 3 runs); otherwise
+   * variant 1 runs. 3 and 4 are within fp32 rounding of 1, not necessarily bit-identical; each variant is
+   * deterministic. 5 is a benchmark probe, not a GEMM: variant 4's main loop with no epilogue (C is not
+   * written). H100 timings of all of them: benchmarks/layer-gpu.md.
    */
   public static void setVariant(int v) {
     variant = parseVariant(Integer.toString(v));
@@ -227,7 +230,7 @@ public final class GroupedGemm {
       gemm0(a.address(), lda, b.address(), ldb, n, k, experts, m.address(), tiles, bias == null ? 0 : bias.address(),
           c.address(), ldc, epilogue.ordinal(), roundBf16, act != null && act.kind() == GatedActivation.Kind.SILU,
           act == null ? 0f : act.limit(), act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(),
-          mulScale == null ? 0 : mulScale.address(), variant, alloc.stream().handle());
+          mulScale == null ? 0 : mulScale.address(), variant, rows, alloc.stream().handle());
     }
   }
 
@@ -311,5 +314,5 @@ public final class GroupedGemm {
 
   private static native void gemm0(long a, long lda, long b, long ldb, int n, int k, int experts, long meta,
       int totalTiles, long bias, long c, long ldc, int epilogue, boolean roundBf16, boolean actSilu, float limit,
-      float alpha, float beta, long mulScale, int variant, long stream);
+      float alpha, float beta, long mulScale, int variant, long rows, long stream);
 }

@@ -163,15 +163,18 @@ class GroupedGemmGpuTest {
   }
 
   /**
-   * The wgmma kernel (variant 3) against the naive reference for every epilogue, on shapes that take
-   * its path (K, lda multiples of 8; K not a multiple of its 64-wide k-tile; ragged N and experts).
+   * The wgmma kernels (variant 3: cp.async ring; variant 4: TMA + warp-specialized, persistent) against
+   * the naive reference for every epilogue, on shapes that take their path (K, lda multiples of 8; K not a
+   * multiple of the 64-wide k-tile; N not a multiple of the 128/256-wide n-tile; ragged and empty experts;
+   * the last shape has more tiles than the H100 has SMs, so variant 4's blocks each run several tiles).
    */
-  @ParameterizedTest(name = "K={0} N={1}")
+  @ParameterizedTest(name = "variant {0} K={1} N={2}")
   @Tag("wgmma") // run in its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
-  @CsvSource({"200, 144", "64, 384", "4096, 256"})
-  void wgmmaVariantMatchesTheNaiveReference(int k, int n) {
+  @CsvSource({"3, 200, 144", "3, 64, 384", "3, 4096, 256", "4, 200, 144", "4, 64, 384", "4, 4096, 256",
+      "4, 136, 1040", "3, 136, 1040"})
+  void wgmmaVariantMatchesTheNaiveReference(int variant, int k, int n) {
     Random rnd = new Random(k + 7L * n);
-    int[] off = offsets(1, 0, 257, 64, 130);
+    int[] off = n > 1000 ? offsets(700, 0, 257, 64, 130, 1, 900, 333, 0, 1280) : offsets(1, 0, 257, 64, 130);
     int rows = off[off.length - 1];
     int experts = off.length - 1;
     float[] a = bf16Randn(rnd, rows * k, 1.0);
@@ -182,7 +185,7 @@ class GroupedGemmGpuTest {
     try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
         DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
         DeviceBuffer c1 = alloc.allocate(4L * rows * n, "c1")) {
-      GroupedGemm.setVariant(3);
+      GroupedGemm.setVariant(variant);
       GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
       float[] got = c.toFloats(rows * n);
       Tolerance.FP32.assertClose(got, toFloat(ref), "wgmma fp32 K=" + k + " N=" + n);
@@ -190,14 +193,14 @@ class GroupedGemmGpuTest {
       Tolerance.assertBitEqual(c1.toFloats(rows * n), got, "wgmma deterministic");
       // SwiGLU epilogue (n = 2·Ip with the interleaved layout is just a B with n rows here) vs variant 1
       float[][] act = new float[2][];
-      for (int v : new int[] {1, 3}) {
+      for (int v : new int[] {1, variant}) {
         GroupedGemm.setVariant(v);
         c.fill(0, stream);
         GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, dbias, GroupedGemm.Epilogue.SWIGLU, true,
             GatedActivation.GPT_OSS, c, n / 2);
         act[v == 1 ? 0 : 1] = decode(c.toShorts(rows * n / 2));
       }
-      Tolerance.BF16.assertClose(act[1], act[0], "wgmma SwiGLU vs variant 1");
+      Tolerance.BF16.assertClose(act[1], act[0], "wgmma v" + variant + " SwiGLU vs variant 1");
     } finally {
       GroupedGemm.setVariant(before);
     }

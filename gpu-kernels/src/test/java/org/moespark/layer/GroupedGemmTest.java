@@ -85,9 +85,11 @@ class GroupedGemmTest {
   @Test
   void unknownKernelVariantsAreRejected() {
     int before = GroupedGemm.variant();
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(4));
-    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1, 2 or 3, got 4"), e.getMessage());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(6));
+    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1, 2, 3, 4 or 5, got 6"), e.getMessage());
     assertEquals(before, GroupedGemm.variant(), "unchanged after a rejected value");
+    e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(0));
+    assertTrue(e.getMessage().contains("got 0"), e.getMessage());
   }
 
   @Test
