@@ -7,8 +7,8 @@ import org.moespark.formats.Bf16;
 
 /**
  * Grouped GEMM over MoE experts on the GPU (one launch for every expert), bf16 inputs with fp32
- * accumulation on tensor cores ({@code grouped_gemm.cu}: mma.sync m16n8k16, ldmatrix, a 4-stage
- * cp.async pipeline, 128×128 block tiles):
+ * accumulation on tensor cores ({@code grouped_gemm.cu}; by default the Hopper TMA + warp-specialized
+ * wgmma kernel, see {@link #setVariant}):
  *
  * <pre>
  *   for every expert e and row r in [offsets[e], offsets[e+1]):
@@ -22,8 +22,8 @@ import org.moespark.formats.Bf16;
  * Every output element is one thread's fixed-order sum (no atomics): results are deterministic.
  *
  * <p>Why hand-written and not cuBLAS: cuBLAS is not installed on the build machines (the library must
- * compile wherever nvcc 13 exists) and its grouped GEMM cannot fuse the SwiGLU epilogue. This
- * mma.sync kernel is the correct-first version; wgmma + TMA (performance-anchors §4.3) is the next step.
+ * compile wherever nvcc 13 exists) and its grouped GEMM cannot fuse the SwiGLU epilogue. The mma.sync
+ * variants are the portable fallback; wgmma + TMA (performance-anchors §4.3) is the default on sm_90.
  *
  * <p>Alignment: the 16-byte cp.async path needs {@code lda}, {@code ldb} and {@code k} to be multiples
  * of 8 and 16-byte aligned buffers; anything else runs a slower element-wise load path with the same
