@@ -14,7 +14,7 @@ extern "C" {
 JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
     JNIEnv* env, jclass, jlong a, jlong lda, jlong sa, jlong b, jlong ldb, jlong sb, jint n, jint k, jint experts,
     jlong meta, jint total_tiles, jlong bias, jlong c, jlong ldc, jint epilogue, jboolean round_bf16,
-    jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong mul_scale, jlong stream) {
+    jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong mul_scale, jint variant, jlong stream) {
   JNI_TRY {
     if (epilogue < 0 || epilogue > 2) {
       throw bad_argument("GroupedGemmFp8: unknown epilogue " + std::to_string(epilogue));
@@ -42,6 +42,7 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
     g.alpha = alpha;
     g.beta = beta;
     g.mul_scale = as_ptr<const float>(mul_scale);
+    args.variant = variant;
     cudaError_t err = launch_grouped_gemm_fp8(args, as_stream(stream));
     if (err == cudaErrorNotSupported) {
       throw std::runtime_error(

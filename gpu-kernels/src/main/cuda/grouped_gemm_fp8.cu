@@ -54,8 +54,18 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t d
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(da), "l"(db), "r"(accumulate));
 }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// 4-byte async copy (scales); src_bytes 4 or 0 (0 = write zero, nothing read).
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
+// ---- variant 1: one k-block at a time (wgmma group, wait, promote), scales read from global memory ----
 __global__ void __launch_bounds__(THREADS, 1) grouped_gemm_fp8_kernel(GroupedGemmFp8Args p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(128) uint8_t fp8_smem_raw[];
@@ -136,6 +146,138 @@ __global__ void __launch_bounds__(THREADS, 1) grouped_gemm_fp8_kernel(GroupedGem
 #endif
 }
 
+// ---- variant 2 (default): warp-specialized, the two consumer warpgroups decoupled ----
+// A producer warpgroup (128 threads) streams k-blocks into a STAGES-deep ring with cp.async (A and B tiles,
+// plus the block's 128 row scales and its weight scale) and signals each stage on a "full" mbarrier once
+// its copies have landed (cp.async.wait_group, then the proxy fence, then arrive: the wgmma reads through
+// the async proxy). Each consumer warpgroup waits on "full", runs its 4 wgmmas, promotes, and each of its
+// warps arrives on the stage's "empty" mbarrier; the producer refills a stage when all 8 consumer warps
+// have left it. No block-wide barrier in the main loop: while one warpgroup promotes, the other's wgmma
+// group keeps the tensor cores busy (what variant 1's __syncthreads per k-block prevents).
+[[maybe_unused]] constexpr int SCALE_STAGE = BM + 4;  // floats: row scales, then the weight block scale
+[[maybe_unused]] constexpr int IN_FLIGHT = 3;         // k-blocks the producer keeps in flight (< STAGES)
+constexpr int WS_THREADS = 384;
+constexpr int SMEM2_BYTES = STAGES * (A_STAGE + B_STAGE) + STAGES * SCALE_STAGE * 4 + 2 * STAGES * 8 + 1024;
+static_assert(IN_FLIGHT < STAGES, "the producer must be able to signal a stage before it waits for a free one");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(WS_THREADS, 1) grouped_gemm_fp8_ws_kernel(GroupedGemmFp8Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t fp8_smem2_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem2_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + STAGES * A_STAGE;
+  float* sS = reinterpret_cast<float*>(base + STAGES * (A_STAGE + B_STAGE));
+  uint64_t* full = reinterpret_cast<uint64_t*>(sS + STAGES * SCALE_STAGE);
+  uint64_t* empty = full + STAGES;
+
+  const GroupedGemmArgs& g = p.g;
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
+  const int kblocks = (g.k + BK - 1) / BK;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(&full[s], 128);  // every producer thread, once its copies of the stage have landed
+      mbar_init(&empty[s], 8);   // every consumer warp, once done with the stage
+    }
+  }
+  __syncthreads();
+
+  if (warp >= 8) {
+    // ---- producer warpgroup ----
+    const int pt = tid - 256;
+    const uint8_t* bexp = p.b + static_cast<int64_t>(tc.e) * g.n * p.ldb;
+    const int nblocks = (g.n + BN - 1) / BN;
+    const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+    const int64_t srow = tc.row0 + pt;
+    const bool srow_ok = srow < tc.seg_end;
+    for (int kb = 0; kb < kblocks + IN_FLIGHT; ++kb) {
+      if (kb < kblocks) {
+        const int st = kb % STAGES;
+        if (kb >= STAGES) mbar_wait(&empty[st], ((kb / STAGES) - 1) & 1);
+#pragma unroll
+        for (int i = pt; i < BM * 8; i += 128) {
+          const int r = i >> 3;
+          const int ch = i & 7;
+          const int kk = kb * BK + ch * 16;
+          const int64_t ga = tc.row0 + r;
+          const bool oka = ga < tc.seg_end && kk < g.k;
+          cp_async16(smem_u32(sA + st * A_STAGE + swz128(r, ch)), oka ? p.a + ga * p.lda + kk : p.a, oka ? 16 : 0);
+          const int64_t gb = tc.n0 + r;
+          const bool okb = gb < g.n && kk < g.k;
+          cp_async16(smem_u32(sB + st * B_STAGE + swz128(r, ch)), okb ? bexp + gb * p.ldb + kk : bexp, okb ? 16 : 0);
+        }
+        cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
+        if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
+      }
+      cp_async_commit();  // one group per iteration (empty past the end) keeps the wait count uniform
+      if (kb >= IN_FLIGHT) {
+        cp_async_wait<IN_FLIGHT>();  // this thread's copies of k-block kb - IN_FLIGHT have landed
+        fence_proxy_async();         // generic-proxy writes → async-proxy (wgmma) reads
+        mbar_arrive(&full[(kb - IN_FLIGHT) % STAGES]);
+      }
+    }
+    return;
+  }
+
+  // ---- consumer warpgroups: rows wgi·64 .. +64 of the tile ----
+  const int wgi = warp >> 2;
+  const int local16 = wgi * 64 + (warp & 3) * 16;
+  const int local_lo = local16 + (lane >> 2);
+  float acc[64];
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0.0f;
+    d[i] = 0.0f;
+  }
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const int st = kb % STAGES;
+    mbar_wait(&full[st], (kb / STAGES) & 1);
+    const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+    const uint64_t db = wg_desc(sB + st * B_STAGE);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+    wgmma_commit();
+    const float* sc = sS + st * SCALE_STAGE;
+    const float s_b = sc[BM];
+    const float f_lo = sc[local_lo] * s_b;
+    const float f_hi = sc[local_lo + 8] * s_b;
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+  }
+
+  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+  store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
+                 lane);
+#else
+  (void)p;  // never launched: the launcher checks for sm_90 first
+#endif
+}
+
 }  // namespace
 
 cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t stream) {
@@ -148,9 +290,15 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   // per launch (cheap) rather than once: the attribute is per device
-  err = cudaFuncSetAttribute(grouped_gemm_fp8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
-  if (err != cudaSuccess) return err;
-  grouped_gemm_fp8_kernel<<<args.g.total_tiles, THREADS, SMEM_BYTES, stream>>>(args);
+  if (args.variant == 1) {
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
+    if (err != cudaSuccess) return err;
+    grouped_gemm_fp8_kernel<<<args.g.total_tiles, THREADS, SMEM_BYTES, stream>>>(args);
+  } else {
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM2_BYTES);
+    if (err != cudaSuccess) return err;
+    grouped_gemm_fp8_ws_kernel<<<args.g.total_tiles, WS_THREADS, SMEM2_BYTES, stream>>>(args);
+  }
   return cudaSuccess;
 }
 

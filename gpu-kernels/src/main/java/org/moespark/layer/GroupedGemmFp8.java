@@ -20,9 +20,10 @@ import org.moespark.formats.Fp8E4m3;
  *
  * Scales are dequantization scales ({@code x ≈ q · s}). Hopper only: wgmma m64n128k32 e4m3 (sm_90a) from
  * 128-byte-swizzled shared memory, 128×128 tiles on {@link GroupedGemm}'s tile scheduler ({@link
- * GroupedGemm#meta}); each 128-k partial sum leaves the tensor core and is promoted into a separate fp32
- * accumulator with its two scales (DeepGEMM's technique: the FP8 tensor core accumulates with reduced
- * precision inside a chain of instructions). On other devices the call throws (no fallback: use
+ * GroupedGemm#meta}), a warp-specialized cp.async/mbarrier pipeline ({@link #setVariant}); each 128-k
+ * partial sum leaves the tensor core and is promoted into a separate fp32 accumulator with its two scales
+ * (DeepGEMM's technique: the FP8 tensor core accumulates with reduced precision inside a chain of
+ * instructions). On other devices the call throws (no fallback: use
  * {@link GroupedGemm} in bf16). Deterministic: fixed summation order, no atomics.
  *
  * <p>Shapes: {@code k} must be a multiple of 16 (16-byte loads; a ragged last 128-block is zero-padded
@@ -36,6 +37,51 @@ import org.moespark.formats.Fp8E4m3;
  */
 public final class GroupedGemmFp8 {
   private GroupedGemmFp8() {}
+
+  /** System property choosing the kernel variant ({@link #setVariant}); default 2. */
+  public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
+
+  private static volatile int variant = initialVariant();
+
+  private static int initialVariant() {
+    String v = System.getProperty(VARIANT_PROPERTY, "2");
+    try {
+      return parseVariant(v);
+    } catch (IllegalArgumentException e) {
+      System.getLogger(GroupedGemmFp8.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
+          + "; using variant 2");
+      return 2;
+    }
+  }
+
+  private static int parseVariant(String v) {
+    try {
+      int x = Integer.parseInt(v.trim());
+      if (x == 1 || x == 2) {
+        return x;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1 or 2, got '" + v + "'");
+  }
+
+  /**
+   * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that
+   * load (cp.async) and compute in lockstep, a block barrier per 128-k block, scales read from global
+   * memory at the promotion; 2 (the default) = warp-specialized: a producer warpgroup streams tiles and
+   * scales into a 5-stage ring and signals each stage on an mbarrier, two consumer warpgroups run
+   * independently (one promotes while the other's wgmma group runs). Same formula; the bits may differ in
+   * the last place only through the promotion's operand order (both: fma(partial, sa·sb, acc)).
+   */
+  public static void setVariant(int v) {
+    variant = parseVariant(Integer.toString(v));
+  }
+
+  /** The kernel variant in use. */
+  public static int variant() {
+    return variant;
+  }
 
   /** The scale block edge (K columns per activation scale; rows and K columns per weight scale). */
   public static final int BLOCK = BlockFp8.BLOCK;
@@ -129,7 +175,7 @@ public final class GroupedGemmFp8 {
           tiles, bias == null ? 0 : bias.address(), c.address(), ldc, epilogue.ordinal(), roundBf16,
           act != null && act.kind() == GatedActivation.Kind.SILU, act == null ? 0f : act.limit(),
           act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(), mulScale == null ? 0 : mulScale.address(),
-          alloc.stream().handle());
+          variant, alloc.stream().handle());
     }
   }
 
@@ -252,5 +298,5 @@ public final class GroupedGemmFp8 {
 
   private static native void gemm0(long a, long lda, long aScales, long b, long ldb, long bScales, int n, int k,
       int experts, long meta, int totalTiles, long bias, long c, long ldc, int epilogue, boolean roundBf16,
-      boolean actSilu, float limit, float alpha, float beta, long mulScale, long stream);
+      boolean actSilu, float limit, float alpha, float beta, long mulScale, int variant, long stream);
 }

@@ -79,6 +79,24 @@ class GroupedGemmFp8GpuTest {
       bias[i] = Bf16.round((float) rnd.nextGaussian());
     }
     float[] ref = GroupedGemmFp8.reference(qa, k, sa, off, qb, k, sb, n, k);
+    int before = GroupedGemmFp8.variant();
+    float[][] perVariant = new float[2][];
+    try {
+      for (int v = 1; v <= 2; v++) {
+        GroupedGemmFp8.setVariant(v);
+        perVariant[v - 1] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + v);
+      }
+    } finally {
+      GroupedGemmFp8.setVariant(before);
+    }
+    Tolerance.assertBitEqual(perVariant[1], perVariant[0], "FP8 GEMM variant 2 vs variant 1");
+  }
+
+  /** Every epilogue against the CPU definition with the current variant; returns the STORE_F32 output. */
+  private float[] check(int k, int n, int[] off, byte[] qa, float[] sa, byte[] qb, float[] sb, float[] bias,
+      float[] ref, String what) {
+    int experts = off.length - 1;
+    int rows = off[experts];
     try (DeviceBuffer da = alloc.upload(qa, "a"); DeviceBuffer dsa = alloc.upload(sa, "sa");
         DeviceBuffer db = alloc.upload(qb, "b"); DeviceBuffer dsb = alloc.upload(sb, "sb");
         DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
@@ -89,7 +107,7 @@ class GroupedGemmFp8GpuTest {
           c, n);
       float[] got = c.toFloats(rows * n);
       double err = Tolerance.relativeError(got, ref);
-      System.out.printf("GroupedGemmFp8 K=%d N=%d: relative error vs the CPU definition %.3e%n", k, n, err);
+      System.out.printf("GroupedGemmFp8 %s K=%d N=%d: relative error vs the CPU definition %.3e%n", what, k, n, err);
       Tolerance.FP8_GEMM.assertClose(got, ref, "FP8 grouped GEMM fp32 K=" + k + " N=" + n);
       // deterministic
       c2.fill(0x7f, stream);
@@ -137,6 +155,7 @@ class GroupedGemmFp8GpuTest {
         }
         Tolerance.BF16.assertClose(gotAct, expAct, "FP8 grouped GEMM SwiGLU epilogue");
       }
+      return got;
     }
   }
 

@@ -58,8 +58,11 @@ class MoeLayerGpuFp8Test {
         compare(got, cpu.forward(x, 300), name + " " + c);
         // the FP8 path really ran: not the bf16 layer's bits
         assertFalse(java.util.Arrays.equals(got.y(), b.forward(x, 300).y()), name + ": FP8 y equals bf16 y");
+        // one token alone: the same bits as its row in the batch (per-row activation scales, fixed k order);
+        // a single 32-wide row is too small a sample for the norm tolerance
         float[] one = java.util.Arrays.copyOf(x, MoeLayerTest.H);
-        compare(g.forward(one, 1), cpu.forward(one, 1), name + " " + c + " one token");
+        Tolerance.assertBitEqual(g.forward(one, 1).y(), java.util.Arrays.copyOf(got.y(), MoeLayerTest.H),
+            name + " " + c + " one token vs its row in the batch");
         assertEquals(0, g.forward(new float[0], 0).y().length);
       }
     }
@@ -110,7 +113,8 @@ class MoeLayerGpuFp8Test {
     }
     Random r = new Random(1);
     int h = 40;
-    List<ExpertWeights> ex = List.of(Naive.randomExpert(r, h, 16, 0.1, false), Naive.randomExpert(r, h, 16, 0.1, false));
+    List<ExpertWeights> ex = List.of(Naive.randomExpert(r, h, 16, 0.1, false),
+        Naive.randomExpert(r, h, 16, 0.1, false));
     MoeBlockSpec odd = new MoeBlockSpec("mixtral", RouterSpec.softmaxTopK(h, 2, 1, Naive.randn(r, 2 * h, 0.1), true,
         false), ex, GatedActivation.SWIGLU, null, null);
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
