@@ -12,8 +12,8 @@ using namespace moespark;
 extern "C" {
 
 JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
-    JNIEnv* env, jclass, jlong a, jlong lda, jlong sa, jlong b, jlong ldb, jlong sb, jint n, jint k, jint experts,
-    jlong meta, jint total_tiles, jlong bias, jlong c, jlong ldc, jint epilogue, jboolean round_bf16,
+    JNIEnv* env, jclass, jlong a, jlong a_rows, jlong lda, jlong sa, jlong b, jlong ldb, jlong sb, jint n, jint k,
+    jint experts, jlong meta, jint total_tiles, jlong bias, jlong c, jlong ldc, jint epilogue, jboolean round_bf16,
     jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong mul_scale, jint variant, jlong stream) {
   JNI_TRY {
     if (epilogue < 0 || epilogue > 2) {
@@ -21,6 +21,7 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
     }
     GroupedGemmFp8Args args{};
     args.a = as_ptr<const uint8_t>(a);
+    args.a_rows = a_rows;
     args.lda = lda;
     args.sa = as_ptr<const float>(sa);
     args.b = as_ptr<const uint8_t>(b);
@@ -44,6 +45,11 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
     g.mul_scale = as_ptr<const float>(mul_scale);
     args.variant = variant;
     cudaError_t err = launch_grouped_gemm_fp8(args, as_stream(stream));
+    if (err == cudaErrorInvalidValue && variant == 3) {
+      throw std::runtime_error(
+          "GroupedGemmFp8: the driver could not encode the TMA tensor maps (cuTensorMapEncodeTiled) for variant 3; "
+          "variant 2 (moespark.gemm.fp8.variant=2) needs none");
+    }
     if (err == cudaErrorNotSupported) {
       throw std::runtime_error(
           "GroupedGemmFp8: unsupported device: the FP8 grouped GEMM needs a Hopper GPU (sm_90: FP8 wgmma); "

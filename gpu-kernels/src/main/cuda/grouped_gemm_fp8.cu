@@ -10,6 +10,8 @@
 // Epilogues: gemm::store_rows, shared with the bf16 kernels.
 #include "grouped_gemm_fp8.cuh"
 
+#include <cuda.h>  // CUtensorMap (the encoder is fetched from the driver at run time: no -lcuda)
+
 #include "gemm_common.cuh"
 
 namespace moespark {
@@ -278,6 +280,156 @@ __global__ void __launch_bounds__(WS_THREADS, 1) grouped_gemm_fp8_ws_kernel(Grou
 #endif
 }
 
+// ---- variant 3: variant 2 with the tiles loaded by the tensor-memory accelerator ----
+// One producer thread issues two bulk tensor copies per k-block (A rows and B rows, 128 × 128 bytes each,
+// 128-byte swizzle written by the copy engine, out-of-range rows and columns zero-filled) that complete on
+// the stage's "full" mbarrier (expect_tx); the 128 producer threads add the scales with 4-byte cp.async
+// whose completion also arrives on it (cp.async.mbarrier.arrive.noinc). The producer never waits for data.
+// Rows of A past the expert's segment belong to the next expert: their scale is 0 and they are not stored;
+// B rows past n likewise (columns masked at the store).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_u32(bar))
+      : "memory");
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(WS_THREADS, 1)
+    grouped_gemm_fp8_tma_kernel(const __grid_constant__ CUtensorMap tma_a, const __grid_constant__ CUtensorMap tma_b,
+                                GroupedGemmFp8Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t fp8_smem3_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem3_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + STAGES * A_STAGE;
+  float* sS = reinterpret_cast<float*>(base + STAGES * (A_STAGE + B_STAGE));
+  uint64_t* full = reinterpret_cast<uint64_t*>(sS + STAGES * SCALE_STAGE);
+  uint64_t* empty = full + STAGES;
+
+  const GroupedGemmArgs& g = p.g;
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
+  const int kblocks = (g.k + BK - 1) / BK;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(&full[s], 129);  // 128 scale cp.async completions + the expect_tx arrive of the TMA thread
+      mbar_init(&empty[s], 8);   // every consumer warp, once done with the stage
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp >= 8) {
+    // ---- producer warpgroup ----
+    const int pt = tid - 256;
+    const int nblocks = (g.n + BN - 1) / BN;
+    const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+    const int64_t srow = tc.row0 + pt;
+    const bool srow_ok = srow < tc.seg_end;
+    const int a_row = static_cast<int>(tc.row0);
+    const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
+    for (int kb = 0; kb < kblocks; ++kb) {
+      const int st = kb % STAGES;
+      if (kb >= STAGES) mbar_wait(&empty[st], ((kb / STAGES) - 1) & 1);
+      cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
+      if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
+      cp_async_mbar_arrive_noinc(&full[st]);
+      if (pt == 0) {
+        mbar_arrive_expect_tx(&full[st], A_STAGE + B_STAGE);
+        tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
+        tma_load_2d(sB + st * B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
+      }
+    }
+    cp_async_wait<0>();
+    return;
+  }
+
+  // ---- consumer warpgroups (as variant 2) ----
+  const int wgi = warp >> 2;
+  const int local16 = wgi * 64 + (warp & 3) * 16;
+  const int local_lo = local16 + (lane >> 2);
+  float acc[64];
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0.0f;
+    d[i] = 0.0f;
+  }
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const int st = kb % STAGES;
+    mbar_wait(&full[st], (kb / STAGES) & 1);
+    const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+    const uint64_t db = wg_desc(sB + st * B_STAGE);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+    wgmma_commit();
+    const float* sc = sS + st * SCALE_STAGE;
+    const float s_b = sc[BM];
+    const float f_lo = sc[local_lo] * s_b;
+    const float f_hi = sc[local_lo + 8] * s_b;
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[st]);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+  }
+
+  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+  store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
+                 lane);
+#else
+  (void)tma_a;
+  (void)tma_b;
+  (void)p;  // never launched: the launcher checks for sm_90 first
+#endif
+}
+
+// cuTensorMapEncodeTiled from the driver (fetched once; the library links only the static runtime).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+EncodeTiled encode_tiled() {
+  static EncodeTiled fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      return static_cast<EncodeTiled>(nullptr);
+    }
+    return reinterpret_cast<EncodeTiled>(f);
+  }();
+  return fn;
+}
+
+// A row-major e4m3 matrix [rows, cols] with row stride ld bytes, read in 128 × 128-byte boxes, 128-byte swizzle.
+bool make_map(CUtensorMap* map, const void* ptr, int64_t rows, int64_t cols, int64_t ld) {
+  EncodeTiled enc = encode_tiled();
+  if (enc == nullptr) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld)};
+  const cuuint32_t box[2] = {BK, 128};
+  const cuuint32_t estrides[2] = {1, 1};
+  return enc(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(ptr), dims, strides, box, estrides,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 }  // namespace
 
 cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t stream) {
@@ -290,7 +442,18 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   // per launch (cheap) rather than once: the attribute is per device
-  if (args.variant == 1) {
+  if (args.variant == 3) {
+    const GroupedGemmArgs& g = args.g;
+    CUtensorMap ma;
+    CUtensorMap mb;
+    if (!make_map(&ma, args.a, args.a_rows, g.k, args.lda) ||
+        !make_map(&mb, args.b, static_cast<int64_t>(g.experts) * g.n, g.k, args.ldb)) {
+      return cudaErrorInvalidValue;
+    }
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM2_BYTES);
+    if (err != cudaSuccess) return err;
+    grouped_gemm_fp8_tma_kernel<<<args.g.total_tiles, WS_THREADS, SMEM2_BYTES, stream>>>(ma, mb, args);
+  } else if (args.variant == 1) {
     err = cudaFuncSetAttribute(grouped_gemm_fp8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
     if (err != cudaSuccess) return err;
     grouped_gemm_fp8_kernel<<<args.g.total_tiles, THREADS, SMEM_BYTES, stream>>>(args);

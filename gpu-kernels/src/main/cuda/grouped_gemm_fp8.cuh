@@ -30,9 +30,11 @@ struct GroupedGemmFp8Args {
   // n, k (a multiple of 16), experts, meta, total_tiles and the epilogue fields (bias, c, ldc, epilogue,
   // round_bf16, act_silu, limit, alpha, beta, mul_scale) as for the bf16 GEMM; g.a, g.b, g.variant unused.
   GroupedGemmArgs g;
-  // 1 = 2 warpgroups loading and computing in lockstep (a block barrier per k-block); 2 (default) =
-  // warp-specialized: a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers
+  // 1 = 2 warpgroups loading and computing in lockstep (a block barrier per k-block); 2 = warp-specialized:
+  // a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers; 3 (default) = 2 with
+  // the tiles loaded by TMA (bulk tensor copies)
   int32_t variant;
+  int64_t a_rows;  // R = offsets[E] (variant 3's tensor map of A)
 };
 
 // Tile sizes of the launch (the Java side computes the tile prefix with these; the same as the bf16

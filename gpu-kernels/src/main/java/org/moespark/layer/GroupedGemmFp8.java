@@ -38,41 +38,42 @@ import org.moespark.formats.Fp8E4m3;
 public final class GroupedGemmFp8 {
   private GroupedGemmFp8() {}
 
-  /** System property choosing the kernel variant ({@link #setVariant}); default 2. */
+  /** System property choosing the kernel variant ({@link #setVariant}); default 3. */
   public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
 
   private static volatile int variant = initialVariant();
 
   private static int initialVariant() {
-    String v = System.getProperty(VARIANT_PROPERTY, "2");
+    String v = System.getProperty(VARIANT_PROPERTY, "3");
     try {
       return parseVariant(v);
     } catch (IllegalArgumentException e) {
       System.getLogger(GroupedGemmFp8.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
-          + "; using variant 2");
-      return 2;
+          + "; using variant 3");
+      return 3;
     }
   }
 
   private static int parseVariant(String v) {
     try {
       int x = Integer.parseInt(v.trim());
-      if (x == 1 || x == 2) {
+      if (x >= 1 && x <= 3) {
         return x;
       }
     } catch (NumberFormatException e) {
       // reported below
     }
-    throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1 or 2, got '" + v + "'");
+    throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2 or 3, got '" + v + "'");
   }
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that
    * load (cp.async) and compute in lockstep, a block barrier per 128-k block, scales read from global
-   * memory at the promotion; 2 (the default) = warp-specialized: a producer warpgroup streams tiles and
-   * scales into a 5-stage ring and signals each stage on an mbarrier, two consumer warpgroups run
-   * independently (one promotes while the other's wgmma group runs). Same formula; the bits may differ in
-   * the last place only through the promotion's operand order (both: fma(partial, sa·sb, acc)).
+   * memory at the promotion; 2 = warp-specialized: a producer warpgroup streams tiles and scales into a
+   * 5-stage ring with cp.async and signals each stage on an mbarrier, two consumer warpgroups run
+   * independently (one promotes while the other's wgmma group runs); 3 (the default) = 2 with the tiles
+   * loaded by the tensor-memory accelerator (bulk tensor copies, the producer never waits for data). The
+   * same instructions and promotion order in all three: the same bits.
    */
   public static void setVariant(int v) {
     variant = parseVariant(Integer.toString(v));
@@ -171,7 +172,7 @@ public final class GroupedGemmFp8 {
       return;
     }
     try (DeviceBuffer m = alloc.upload(meta, "GroupedGemmFp8 meta")) {
-      gemm0(a.address(), lda, aScales.address(), b.address(), ldb, bScales.address(), n, k, experts, m.address(),
+      gemm0(a.address(), rows, lda, aScales.address(), b.address(), ldb, bScales.address(), n, k, experts, m.address(),
           tiles, bias == null ? 0 : bias.address(), c.address(), ldc, epilogue.ordinal(), roundBf16,
           act != null && act.kind() == GatedActivation.Kind.SILU, act == null ? 0f : act.limit(),
           act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(), mulScale == null ? 0 : mulScale.address(),
@@ -296,7 +297,7 @@ public final class GroupedGemmFp8 {
     }
   }
 
-  private static native void gemm0(long a, long lda, long aScales, long b, long ldb, long bScales, int n, int k,
+  private static native void gemm0(long a, long aRows, long lda, long aScales, long b, long ldb, long bScales, int n, int k,
       int experts, long meta, int totalTiles, long bias, long c, long ldc, int epilogue, boolean roundBf16,
       boolean actSilu, float limit, float alpha, float beta, long mulScale, int variant, long stream);
 }

@@ -58,10 +58,14 @@ class MoeLayerGpuFp8Test {
         compare(got, cpu.forward(x, 300), name + " " + c);
         // the FP8 path really ran: not the bf16 layer's bits
         assertFalse(java.util.Arrays.equals(got.y(), b.forward(x, 300).y()), name + ": FP8 y equals bf16 y");
-        // one token alone: the same bits as its row in the batch (per-row activation scales, fixed k order);
-        // a single 32-wide row is too small a sample for the norm tolerance
+        // one token alone vs its row in the batch: the FP8 GEMMs give the same bits per row (per-row activation
+        // scales, fixed k order), the CPU router's fp32 logits may differ in the last bit between a 1-row and a
+        // 300-row call (seen on the H100: 1 ulp), hence FP32's tolerance; a single 32-wide row is too small a
+        // sample for the FP8 norm tolerance against the CPU layer
         float[] one = java.util.Arrays.copyOf(x, MoeLayerTest.H);
-        Tolerance.assertBitEqual(g.forward(one, 1).y(), java.util.Arrays.copyOf(got.y(), MoeLayerTest.H),
+        MoeLayer.Output alone = g.forward(one, 1);
+        assertArrayEquals(java.util.Arrays.copyOf(got.topkIds(), cpu.topK()), alone.topkIds(), name + " one token ids");
+        Tolerance.FP32.assertClose(alone.y(), java.util.Arrays.copyOf(got.y(), MoeLayerTest.H),
             name + " " + c + " one token vs its row in the batch");
         assertEquals(0, g.forward(new float[0], 0).y().length);
       }
