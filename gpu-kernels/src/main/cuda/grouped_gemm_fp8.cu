@@ -318,6 +318,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
   uint64_t* empty = full + STAGES;
 
   const GroupedGemmArgs& g = p.g;
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
   const int kblocks = (g.k + BK - 1) / BK;
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
@@ -332,32 +333,25 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
   }
   __syncthreads();
 
-  // Tiles blockIdx.x, + gridDim.x, ...: one tile per block (variant 3's grid) or persistent (variant 4's grid of
-  // one block per SM: the producer fills the next tile's stages while the consumers store the last one).
-  // `it` counts k-blocks over all of this block's tiles: the ring position and the barrier phases.
   if (warp >= 8) {
     // ---- producer warpgroup ----
     const int pt = tid - 256;
     const int nblocks = (g.n + BN - 1) / BN;
-    int it = 0;
-    for (int tile = blockIdx.x; tile < g.total_tiles; tile += gridDim.x) {
-      const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, tile);
-      const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
-      const int64_t srow = tc.row0 + pt;
-      const bool srow_ok = srow < tc.seg_end;
-      const int a_row = static_cast<int>(tc.row0);
-      const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
-      for (int kb = 0; kb < kblocks; ++kb, ++it) {
-        const int st = it % STAGES;
-        if (it >= STAGES) mbar_wait(&empty[st], ((it / STAGES) - 1) & 1);
-        cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
-        if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
-        cp_async_mbar_arrive_noinc(&full[st]);
-        if (pt == 0) {
-          mbar_arrive_expect_tx(&full[st], A_STAGE + B_STAGE);
-          tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
-          tma_load_2d(sB + st * B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
-        }
+    const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+    const int64_t srow = tc.row0 + pt;
+    const bool srow_ok = srow < tc.seg_end;
+    const int a_row = static_cast<int>(tc.row0);
+    const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
+    for (int kb = 0; kb < kblocks; ++kb) {
+      const int st = kb % STAGES;
+      if (kb >= STAGES) mbar_wait(&empty[st], ((kb / STAGES) - 1) & 1);
+      cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
+      if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
+      cp_async_mbar_arrive_noinc(&full[st]);
+      if (pt == 0) {
+        mbar_arrive_expect_tx(&full[st], A_STAGE + B_STAGE);
+        tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
+        tma_load_2d(sB + st * B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
       }
     }
     cp_async_wait<0>();
@@ -371,36 +365,33 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
   float acc[64];
   float d[64];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) d[i] = 0.0f;
-  int it = 0;
-  for (int tile = blockIdx.x; tile < g.total_tiles; tile += gridDim.x) {
-    const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, tile);
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
-    for (int kb = 0; kb < kblocks; ++kb, ++it) {
-      const int st = it % STAGES;
-      mbar_wait(&full[st], (it / STAGES) & 1);
-      const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
-      const uint64_t db = wg_desc(sB + st * B_STAGE);
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
-      wgmma_commit();
-      const float* sc = sS + st * SCALE_STAGE;
-      const float s_b = sc[BM];
-      const float f_lo = sc[local_lo] * s_b;
-      const float f_hi = sc[local_lo + 8] * s_b;
-      wgmma_wait<0>();
-      __syncwarp();
-      if (lane == 0) mbar_arrive(&empty[st]);
-#pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
-    }
-
-    const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
-    store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
-                   lane);
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0.0f;
+    d[i] = 0.0f;
   }
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const int st = kb % STAGES;
+    mbar_wait(&full[st], (kb / STAGES) & 1);
+    const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+    const uint64_t db = wg_desc(sB + st * B_STAGE);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+    wgmma_commit();
+    const float* sc = sS + st * SCALE_STAGE;
+    const float s_b = sc[BM];
+    const float f_lo = sc[local_lo] * s_b;
+    const float f_hi = sc[local_lo + 8] * s_b;
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[st]);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+  }
+
+  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+  store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
+                 lane);
 #else
   (void)tma_a;
   (void)tma_b;
@@ -451,7 +442,7 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   // per launch (cheap) rather than once: the attribute is per device
-  if (args.variant == 3 || args.variant == 4) {
+  if (args.variant == 3) {
     const GroupedGemmArgs& g = args.g;
     CUtensorMap ma;
     CUtensorMap mb;
@@ -461,14 +452,7 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
     }
     err = cudaFuncSetAttribute(grouped_gemm_fp8_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM2_BYTES);
     if (err != cudaSuccess) return err;
-    int grid = args.g.total_tiles;
-    if (args.variant == 4) {  // persistent: one block per SM (1 block fits: 167 KB of shared memory)
-      int sms = 0;
-      err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-      if (err != cudaSuccess) return err;
-      if (sms > 0 && sms < grid) grid = sms;
-    }
-    grouped_gemm_fp8_tma_kernel<<<grid, WS_THREADS, SMEM2_BYTES, stream>>>(ma, mb, args);
+    grouped_gemm_fp8_tma_kernel<<<args.g.total_tiles, WS_THREADS, SMEM2_BYTES, stream>>>(ma, mb, args);
   } else if (args.variant == 1) {
     err = cudaFuncSetAttribute(grouped_gemm_fp8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
     if (err != cudaSuccess) return err;

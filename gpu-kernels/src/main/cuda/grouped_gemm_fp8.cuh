@@ -31,10 +31,10 @@ struct GroupedGemmFp8Args {
   // round_bf16, act_silu, limit, alpha, beta, mul_scale) as for the bf16 GEMM; g.a, g.b, g.variant unused.
   GroupedGemmArgs g;
   // 1 = 2 warpgroups loading and computing in lockstep (a block barrier per k-block); 2 = warp-specialized:
-  // a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers; 3 = 2 with the tiles
-  // loaded by TMA (bulk tensor copies); 4 (default) = 3 persistent (one block per SM looping over tiles)
+  // a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers; 3 (default) = 2 with
+  // the tiles loaded by TMA (bulk tensor copies)
   int32_t variant;
-  int64_t a_rows;  // R = offsets[E] (variants 3 and 4: the tensor map of A)
+  int64_t a_rows;  // R = offsets[E] (variant 3's tensor map of A)
 };
 
 // Tile sizes of the launch (the Java side computes the tile prefix with these; the same as the bf16
