@@ -2,12 +2,13 @@
 //
 // One 128×128 output tile per block on the bf16 kernels' tile scheduler (schedule_tile), 2 consumer
 // warpgroups of 64 rows, BK = 128 e4m3 = one 128-byte row per tile row in the 128-byte-swizzled K-major
-// layout wgmma reads through shared-memory descriptors, cp.async loads in a STAGES-deep ring. Per k-block:
-// 4 × wgmma.m64n128k32 (e4m3 × e4m3 → f32) into a temporary accumulator started from zero, then the
-// promotion acc += partial · sa[row, kb] · sb[n-block, kb] in fp32 (one n-tile = one 128-row weight block,
-// so sb is one number per k-block; sa is two per thread: its rows lane/4 and lane/4 + 8). The k-block's
-// scales are loaded after the wgmma group is issued and before it is waited for, hiding their latency.
-// Epilogues: gemm::store_rows, shared with the bf16 kernels.
+// layout wgmma reads through shared-memory descriptors, a STAGES-deep ring. Per k-block: 4 ×
+// wgmma.m64n128k32 (e4m3 × e4m3 → f32) into a temporary accumulator started from zero, then the promotion
+// acc += partial · (sa[row, kb] · sb[n-block, kb]) in fp32 (one n-tile = one 128-row weight block, so sb
+// is one number per k-block; sa is two per thread: its rows lane/4 and lane/4 + 8). Three ways to feed
+// the ring (args.variant; the same instructions on the same data, so the same bits): 1 = all threads
+// load with cp.async and compute in lockstep; 2 = a cp.async producer warpgroup, consumers decoupled by
+// mbarriers; 3 = 2 with TMA tile loads. Epilogues: gemm::store_rows, shared with the bf16 kernels.
 #include "grouped_gemm_fp8.cuh"
 
 #include <cuda.h>  // CUtensorMap (the encoder is fetched from the driver at run time: no -lcuda)

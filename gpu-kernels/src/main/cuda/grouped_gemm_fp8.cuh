@@ -42,8 +42,9 @@ struct GroupedGemmFp8Args {
 constexpr int kGemmFp8BlockM = 128;
 constexpr int kGemmFp8BlockN = 128;
 
-// Returns cudaErrorNotSupported (nothing launched) on a device that is not sm_90 (no FP8 wgmma), the
-// error of a failed attribute call, or cudaSuccess after an asynchronous launch (the caller checks it).
+// Returns cudaErrorNotSupported (nothing launched) on a device that is not sm_90 (no FP8 wgmma),
+// cudaErrorInvalidValue when the driver cannot encode variant 3's tensor maps, the error of a failed
+// attribute call, or cudaSuccess after an asynchronous launch (the caller checks it).
 // Returns cudaSuccess without launching when total_tiles == 0.
 cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t stream);
 
