@@ -14,7 +14,9 @@ import org.moespark.formats.Bf16;
 import org.moespark.formats.FormatsGpu;
 import org.moespark.layer.Compute;
 import org.moespark.layer.GatedActivation;
+import org.moespark.layer.GemmPrecision;
 import org.moespark.layer.GroupedGemm;
+import org.moespark.layer.GroupedGemmFp8;
 import org.moespark.layer.MoeLayer;
 import org.moespark.layer.MoeLayerGpu;
 import org.moespark.layer.RouterSpec;
@@ -28,6 +30,10 @@ import org.moespark.layer.RouterSpec;
  *       GEMM) on balanced expert-major rows: TFLOP/s counting {@code 6·T·k·H·I}, next to
  *       {@code torch._grouped_mm} doing the same FFN ({@code tools/bench/torch_layer_baseline.py}, same
  *       device call);
+ *   <li>the same FFN with FP8 GEMMs ({@link GemmPrecision#FP8}: the same bf16 weights quantized to e4m3
+ *       with 128×128 block scales, rows and activations quantized 1×128 on the device inside the timed
+ *       call): TFLOP/s and the ratio to our bf16 FFN of the same run; validated against the bf16 FFN's
+ *       output (relative error printed, must be below 0.1);
  *   <li>the whole layer through {@link MoeLayerGpu#forwardDevice} (fp32 x and y on the device, routing on
  *       the device, only the routing copied to the host): tokens/s next to the torch {@code _grouped_mm}
  *       pipeline and HF's eager expert loop (device-resident as well);
@@ -67,9 +73,11 @@ final class LayerBenchGpu {
     out.println("ffn: bf16 SwiGLU expert FFN, TFLOP/s = 6·T·k·H·I / time; torch = torch._grouped_mm FFN; layer: "
         + "forwardDevice (device routing, device-resident x/y) vs the torch _grouped_mm pipeline and HF's eager loop; "
         + "array: forward(float[]) (CPU routing, pageable copies)");
-    out.printf("%-14s %5s %5s %4s %2s | %9s %8s %8s %6s | %10s %10s %7s %10s %7s | %10s%n", "shape", "H", "I", "E",
-        "k", "ffn ms", "TFLOP/s", "torch", "ratio", "layer tok/s", "pipe tok/s", "ratio", "eager tok/s", "ratio",
-        "array tok/s");
+    out.println("fp8: the FFN with GemmPrecision.FP8 (e4m3 GEMMs, 1x128 activation / 128x128 weight scales, "
+        + "activation quantization included); fp8/bf16 = its TFLOP/s over our bf16 FFN's");
+    out.printf("%-14s %5s %5s %4s %2s | %9s %8s %8s %6s | %9s %8s %8s | %10s %10s %7s %10s %7s | %10s%n", "shape",
+        "H", "I", "E", "k", "ffn ms", "TFLOP/s", "torch", "ratio", "fp8 ms", "TFLOP/s", "fp8/bf16", "layer tok/s",
+        "pipe tok/s", "ratio", "eager tok/s", "ratio", "array tok/s");
     int rc = 0;
     int variant = GroupedGemm.variant();
     try {
@@ -103,6 +111,7 @@ final class LayerBenchGpu {
         offsets[e] = (int) (rows * e / s.experts());
       }
       double ffnMs;
+      double fp8Ms;
       try (DeviceBuffer xp = g.allocate(2 * rows * h, "bench rows"); DeviceBuffer o = g.allocate(2 * rows * h, "out")) {
         g.fillRandomBf16(xp, rows * h, 5, 1f);
         g.expertFfn(xp, offsets, o);
@@ -152,6 +161,7 @@ final class LayerBenchGpu {
         ffnMs = best;
         out.printf("%-14s ffn per GEMM variant:%s (best: v%d, used for the whole layer)%n", s.name(), perVariant,
             bestVariant);
+        fp8Ms = FP8 ? fp8Ffn(s, rs, xp, o, offsets, rows, h, iters, out) : Double.NaN;
       }
       double flops = 6.0 * rows * h * s.inter();
       double tflops = flops / (ffnMs * 1e-3) / 1e12;
@@ -192,11 +202,78 @@ final class LayerBenchGpu {
       double tokS = tokens / devSec;
       double pipeTokS = tokens / (torch.getOrDefault(s.name() + ".pipeline_us", Double.NaN) * 1e-6);
       double eagerTokS = tokens / (torch.getOrDefault(s.name() + ".eager_us", Double.NaN) * 1e-6);
-      out.printf("%-14s %5d %5d %4d %2d | %9.3f %8.1f %8s %6s | %10.0f %10s %7s %10s %7s | %10.0f%n", s.name(), h,
-          s.inter(), s.experts(), s.topK(), ffnMs, tflops, fmt("%.1f", torchTflops), fmt("%.2fx", tflops / torchTflops),
-          tokS, fmt("%.0f", pipeTokS), fmt("%.2fx", tokS / pipeTokS), fmt("%.0f", eagerTokS),
+      double fp8Tflops = flops / (fp8Ms * 1e-3) / 1e12;
+      out.printf("%-14s %5d %5d %4d %2d | %9.3f %8.1f %8s %6s | %9s %8s %8s | %10.0f %10s %7s %10s %7s | %10.0f%n",
+          s.name(), h, s.inter(), s.experts(), s.topK(), ffnMs, tflops, fmt("%.1f", torchTflops),
+          fmt("%.2fx", tflops / torchTflops), fmt("%.3f", fp8Ms), fmt("%.1f", fp8Tflops),
+          fmt("%.2fx", fp8Tflops / tflops), tokS, fmt("%.0f", pipeTokS), fmt("%.2fx", tokS / pipeTokS), fmt("%.0f", eagerTokS),
           fmt("%.2fx", tokS / eagerTokS), tokens / arraySec);
       return 0;
+    }
+  }
+
+  /** Whether to time the FP8 FFN: system property {@code moespark.bench.fp8} (default true). */
+  static final boolean FP8 = Boolean.parseBoolean(System.getProperty("moespark.bench.fp8", "true"));
+
+  /** FP8 GEMM variants to time: system property {@code moespark.bench.fp8.variants} (default 1,2,3). */
+  static final int[] FP8_VARIANTS = java.util.Arrays.stream(System.getProperty("moespark.bench.fp8.variants", "1,2,3")
+      .split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
+
+  /**
+   * The FFN with FP8 GEMMs on the same rows: a second layer from the same seed (the same bf16 weights,
+   * quantized 128×128 on the device), validated against the bf16 FFN's output {@code ref}; ms per call, or
+   * NaN when validation fails (printed).
+   */
+  private static double fp8Ffn(Shape s, RouterSpec rs, DeviceBuffer xp, DeviceBuffer ref, int[] offsets, long rows,
+      int h, int iters, PrintStream out) {
+    int fp8Variant = GroupedGemmFp8.variant();
+    try (MoeLayerGpu f = MoeLayerGpu.random(rs, s.inter(), GatedActivation.SWIGLU, false, Compute.BF16,
+        GemmPrecision.FP8, 11); DeviceBuffer o8 = f.allocate(2 * rows * h, "fp8 out")) {
+      o8.fill(0x7f, f.stream());
+      f.expertFfn(xp, offsets, o8);
+      f.stream().synchronize();
+      // relative error of the FP8 FFN against the bf16 FFN (same weights before quantization), sampled rows
+      double num = 0;
+      double den = 0;
+      int samples = 64;
+      for (int i = 0; i < samples; i++) {
+        long row = rows * i / samples;
+        short[] a = o8.view(2 * row * h, 2L * h).toShorts(h);
+        short[] b = ref.view(2 * row * h, 2L * h).toShorts(h);
+        for (int c = 0; c < h; c++) {
+          double d = Bf16.decode(a[c]) - Bf16.decode(b[c]);
+          num += d * d;
+          den += (double) Bf16.decode(b[c]) * Bf16.decode(b[c]);
+        }
+      }
+      double err = Math.sqrt(num / Math.max(den, 1e-30));
+      if (!(err <= 0.1)) {
+        out.printf("%-14s fp8 validation FAILED: relative error %.3e vs the bf16 FFN%n", s.name(), err);
+        return Double.NaN;
+      }
+      // every FP8 kernel variant (validated with the default one above; a variant that differs in more than
+      // the last bits would show as a changed check value), best one reported
+      double best = Double.POSITIVE_INFINITY;
+      StringBuilder per = new StringBuilder();
+      for (int v : FP8_VARIANTS) {
+        GroupedGemmFp8.setVariant(v);
+        f.expertFfn(xp, offsets, o8); // warm-up
+        double ms = f.stream().time(() -> {
+          for (int i = 0; i < iters; i++) {
+            f.expertFfn(xp, offsets, o8);
+          }
+        }) / iters;
+        per.append(String.format(" v%d %.3f ms", v, ms));
+        best = Math.min(best, ms);
+      }
+      out.printf("%-14s fp8 ffn per FP8 GEMM variant:%s (check vs bf16 ffn %.1e; %.1f GiB of e4m3 weights + "
+          + "scales)%n", s.name(), per, err, f.weightBytes() / (double) (1L << 30));
+      return best;
+    } catch (RuntimeException e) {
+      out.printf("%-14s fp8 ffn FAILED: %s%n", s.name(), e);
+      return Double.NaN;
+    } finally {
+      GroupedGemmFp8.setVariant(fp8Variant);
     }
   }
 

@@ -8,13 +8,13 @@ import org.moespark.cuda.Cuda;
 
 /**
  * Device-resident weights of loaded MoE blocks, shared per (checkpoint directory, layer, device,
- * compute) and reference-counted: Spark tasks of one executor that load the same block upload it once;
+ * compute, GEMM precision) and reference-counted: Spark tasks of one executor that load the same block upload it once;
  * the weights are freed when the last {@link MoeLayer} using them is closed.
  */
 final class GpuLayerCache {
   private GpuLayerCache() {}
 
-  private record Key(Path dir, int layer, int device, Compute compute) {}
+  private record Key(Path dir, int layer, int device, Compute compute, GemmPrecision gemm) {}
 
   private static final class Entry {
     final MoeLayerGpu gpu;
@@ -40,11 +40,12 @@ final class GpuLayerCache {
 
   /** The cached block, or {@code load} uploaded now (under the cache lock: one upload per key). */
   static synchronized Lease acquire(Path dir, int layer, Compute compute, Supplier<MoeBlockSpec> load) {
-    Key key = new Key(dir.toAbsolutePath().normalize(), layer, Cuda.currentDevice(), compute);
+    GemmPrecision gemm = GemmPrecision.fromProperty();
+    Key key = new Key(dir.toAbsolutePath().normalize(), layer, Cuda.currentDevice(), compute, gemm);
     Entry e = ENTRIES.get(key);
     if (e == null) {
       MoeBlockSpec spec = load.get();
-      e = new Entry(MoeLayerGpu.create(spec, compute), spec.modelType(), spec.router());
+      e = new Entry(MoeLayerGpu.create(spec, compute, gemm), spec.modelType(), spec.router());
       ENTRIES.put(key, e);
     }
     e.refs++;

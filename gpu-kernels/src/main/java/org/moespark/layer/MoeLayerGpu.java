@@ -7,6 +7,8 @@ import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
 import org.moespark.cuda.PinnedBuffer;
+import org.moespark.formats.ActQuantGpu;
+import org.moespark.formats.BlockFp8;
 import org.moespark.formats.FormatsGpu;
 import org.moespark.ops.MoePermuteGpu;
 import org.moespark.ops.Routing;
@@ -32,7 +34,14 @@ import org.moespark.ops.RoutingGpu;
  * between the GEMMs except for the bf16 GEMM inputs. Either way the result matches the CPU backend
  * within {@code Tolerance.BF16}, not bit for bit (the GEMM summation order differs). Quantized
  * checkpoints (block FP8, MXFP4, NVFP4, fp32) are dequantized at load and rounded to bf16 at upload:
- * weight-only, as on the CPU; GEMMs that consume FP8/FP4 weights directly are the next step.
+ * weight-only, as on the CPU; GEMMs that consume FP4 weights directly are the next step.
+ *
+ * <p>{@link GemmPrecision#FP8} (opt-in: {@link #create(MoeBlockSpec, Compute, GemmPrecision)} or
+ * {@code -Dmoespark.gpu.gemm=fp8}): the expert GEMMs run on e4m3 operands ({@link GroupedGemmFp8}) —
+ * weights quantized at upload with 128×128 block scales (from the bf16-rounded weights, Paddle's rule
+ * without pow2, on the device), activations quantized per 1×128 group before each GEMM
+ * ({@link ActQuantGpu}, DeepSeek's {@code act_quant} rule); the intermediate width is padded to a multiple
+ * of 16. Results then match the CPU backend within FP8 tolerance, not bf16's.
  *
  * <p>Thread safety: {@link #forward} may be called from any number of threads; calls are serialized per
  * layer on the layer's own stream (one device, one stream: the GEMMs fill the GPU on their own).
@@ -46,6 +55,7 @@ public final class MoeLayerGpu implements AutoCloseable {
   private final int numExperts;
   private final int topK;
   private final Compute compute;
+  private final GemmPrecision gemm;
   private final GatedActivation activation;
   private final CudaStream stream;
   private final DeviceAllocator weightsAlloc;
@@ -63,13 +73,23 @@ public final class MoeLayerGpu implements AutoCloseable {
     final int count;
     final int inter;
     final int ip; // pad8(inter)
-    final DeviceBuffer gateUp; // bf16 [count, 2·ip, H] interleaved per 8
-    final DeviceBuffer down; // bf16 [count, H, ip]
+    final DeviceBuffer gateUp; // bf16 [count, 2·ip, H] interleaved per 8 (null for FP8)
+    final DeviceBuffer down; // bf16 [count, H, ip] (null for FP8)
     final DeviceBuffer gateUpBias; // fp32 [count, 2·ip] or null
     final DeviceBuffer downBias; // fp32 [count, H] or null
+    // FP8 (GemmPrecision.FP8; else null): e4m3 codes and 128×128 block scales of gateUp and down
+    final DeviceBuffer gateUpQ; // e4m3 [count, 2·ip, H]
+    final DeviceBuffer gateUpS; // fp32 [count, ceil(2·ip/128), ceil(H/128)]
+    final DeviceBuffer downQ; // e4m3 [count, H, ip]
+    final DeviceBuffer downS; // fp32 [count, ceil(H/128), ceil(ip/128)]
 
     DeviceWeights(int count, int inter, DeviceBuffer gateUp, DeviceBuffer down, DeviceBuffer gateUpBias,
         DeviceBuffer downBias) {
+      this(count, inter, gateUp, down, gateUpBias, downBias, null, null, null, null);
+    }
+
+    private DeviceWeights(int count, int inter, DeviceBuffer gateUp, DeviceBuffer down, DeviceBuffer gateUpBias,
+        DeviceBuffer downBias, DeviceBuffer gateUpQ, DeviceBuffer gateUpS, DeviceBuffer downQ, DeviceBuffer downS) {
       this.count = count;
       this.inter = inter;
       this.ip = GroupedGemm.pad8(inter);
@@ -77,6 +97,64 @@ public final class MoeLayerGpu implements AutoCloseable {
       this.down = down;
       this.gateUpBias = gateUpBias;
       this.downBias = downBias;
+      this.gateUpQ = gateUpQ;
+      this.gateUpS = gateUpS;
+      this.downQ = downQ;
+      this.downS = downS;
+    }
+
+    boolean fp8() {
+      return gateUpQ != null;
+    }
+
+    /**
+     * These bf16 weights quantized to e4m3 with 128×128 block scales per expert matrix (on the device:
+     * bf16 → fp32 → {@link FormatsGpu#blockFp8Quantize}, Paddle's rule without pow2, bit-identical to
+     * {@link BlockFp8#quantizeWeights}); the bf16 buffers are freed. {@code ip} must be a multiple of 16.
+     */
+    DeviceWeights toFp8(DeviceAllocator alloc, CudaStream stream, int hidden, String what) {
+      int guRows = 2 * ip;
+      long guN = (long) guRows * hidden;
+      long dN = (long) hidden * ip;
+      long guS = (long) GroupedGemmFp8.blocks(guRows) * GroupedGemmFp8.blocks(hidden);
+      long dS = (long) GroupedGemmFp8.blocks(hidden) * GroupedGemmFp8.blocks(ip);
+      DeviceBuffer guq = alloc.allocate(guN * count, what + " gate/up e4m3");
+      DeviceBuffer gus = alloc.allocate(4 * guS * count, what + " gate/up block scales");
+      DeviceBuffer dq = alloc.allocate(dN * count, what + " down e4m3");
+      DeviceBuffer ds = alloc.allocate(4 * dS * count, what + " down block scales");
+      try (DeviceBuffer tmp = alloc.allocate(4 * Math.max(guN, dN), what + " fp32 staging")) {
+        for (int e = 0; e < count; e++) {
+          FormatsGpu.bf16Decode(gateUp.view(2 * guN * e, 2 * guN), tmp, guN, stream);
+          FormatsGpu.blockFp8Quantize(BlockFp8.ScaleRule.PADDLE, tmp, guRows, hidden, BlockFp8.BLOCK, BlockFp8.BLOCK,
+              false, guq.view(guN * e, guN), gus.view(4 * guS * e, 4 * guS), stream);
+          FormatsGpu.bf16Decode(down.view(2 * dN * e, 2 * dN), tmp, dN, stream);
+          FormatsGpu.blockFp8Quantize(BlockFp8.ScaleRule.PADDLE, tmp, hidden, ip, BlockFp8.BLOCK, BlockFp8.BLOCK,
+              false, dq.view(dN * e, dN), ds.view(4 * dS * e, 4 * dS), stream);
+        }
+      }
+      gateUp.close();
+      down.close();
+      return new DeviceWeights(count, inter, null, null, gateUpBias, downBias, guq, gus, dq, ds);
+    }
+
+    void close() {
+      for (DeviceBuffer b : new DeviceBuffer[] {gateUp, down, gateUpBias, downBias, gateUpQ, gateUpS, downQ, downS}) {
+        if (b != null) {
+          b.close();
+        }
+      }
+    }
+
+    /**
+     * Uploads the experts' weights as bf16; {@code pad16} (FP8) zero-pads the intermediate width to a
+     * multiple of 16 (the FP8 GEMM's k granularity) before the layouts are built.
+     */
+    static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what,
+        boolean pad16) {
+      if (pad16 && ws.get(0).intermediate() % 16 != 0) {
+        ws = ws.stream().map(w -> padInter16(w, hidden)).toList();
+      }
+      return upload(alloc, ws, hidden, what);
     }
 
     static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what) {
@@ -111,7 +189,22 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
-  private MoeLayerGpu(RouterSpec routerSpec, GatedActivation activation, Compute compute) {
+  /** {@code w} with its intermediate width zero-padded to a multiple of 16 (same function: the extra units are 0). */
+  static ExpertWeights padInter16(ExpertWeights w, int hidden) {
+    int inter = w.intermediate();
+    int ip = (inter + 15) & ~15;
+    float[] gate = java.util.Arrays.copyOf(w.gate(), ip * hidden);
+    float[] up = java.util.Arrays.copyOf(w.up(), ip * hidden);
+    float[] down = new float[hidden * ip];
+    for (int r = 0; r < hidden; r++) {
+      System.arraycopy(w.down(), r * inter, down, r * ip, inter);
+    }
+    float[] gb = w.gateBias() == null ? null : java.util.Arrays.copyOf(w.gateBias(), ip);
+    float[] ub = w.upBias() == null ? null : java.util.Arrays.copyOf(w.upBias(), ip);
+    return new ExpertWeights(hidden, ip, gate, up, down, gb, ub, w.downBias());
+  }
+
+  private MoeLayerGpu(RouterSpec routerSpec, GatedActivation activation, Compute compute, GemmPrecision gemm) {
     NativeLibrary.requireAvailable();
     this.router = new Router(routerSpec, compute);
     this.hidden = routerSpec.hidden();
@@ -121,6 +214,11 @@ public final class MoeLayerGpu implements AutoCloseable {
       throw new IllegalArgumentException("GPU layer: topK must be <= " + MAX_TOP_K + ", got " + topK);
     }
     this.compute = compute;
+    this.gemm = gemm;
+    if (gemm == GemmPrecision.FP8 && hidden % 16 != 0) {
+      throw new IllegalArgumentException("GPU layer: FP8 GEMMs need hidden to be a multiple of 16 (16-byte e4m3 "
+          + "rows), got " + hidden + "; use GemmPrecision.BF16");
+    }
     this.activation = activation;
     this.device = Cuda.currentDevice();
     this.stream = CudaStream.create();
@@ -161,6 +259,7 @@ public final class MoeLayerGpu implements AutoCloseable {
     this.numExperts = base.numExperts;
     this.topK = base.topK;
     this.compute = base.compute;
+    this.gemm = base.gemm;
     this.activation = base.activation;
     this.device = base.device;
     this.stream = base.stream;
@@ -178,23 +277,41 @@ public final class MoeLayerGpu implements AutoCloseable {
   public static final int MAX_TOP_K = 64;
 
   /**
-   * Uploads {@code spec}'s weights (rounded to bf16) to the current device.
+   * Uploads {@code spec}'s weights (rounded to bf16) to the current device, expert GEMMs in the precision
+   * of {@link GemmPrecision#fromProperty()} (bf16 unless {@code -Dmoespark.gpu.gemm=fp8}).
    *
    * @throws IllegalArgumentException when the routed experts do not share one intermediate size
    * @throws IllegalStateException when the GPU is unavailable (the message says why)
    */
   public static MoeLayerGpu create(MoeBlockSpec spec, Compute compute) {
+    return create(spec, compute, GemmPrecision.fromProperty());
+  }
+
+  /**
+   * Uploads {@code spec}'s weights to the current device for expert GEMMs in {@code gemm} precision
+   * ({@link GemmPrecision#FP8}: rounded to bf16, then quantized to e4m3 with 128×128 block scales).
+   *
+   * @throws IllegalArgumentException when the routed experts do not share one intermediate size, or for
+   *     FP8 when {@code hidden} is not a multiple of 16
+   */
+  public static MoeLayerGpu create(MoeBlockSpec spec, Compute compute, GemmPrecision gemm) {
+    if (gemm == null) {
+      throw new IllegalArgumentException("GPU layer: gemm precision must not be null");
+    }
     if (spec == null) {
       throw new IllegalArgumentException("GPU layer: spec must not be null");
     }
     if (compute == null) {
       throw new IllegalArgumentException("GPU layer: compute must not be null");
     }
-    MoeLayerGpu base = new MoeLayerGpu(spec.router(), spec.activation(), compute);
+    MoeLayerGpu base = new MoeLayerGpu(spec.router(), spec.activation(), compute, gemm);
     try {
-      DeviceWeights ex = DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert");
+      boolean fp8 = gemm == GemmPrecision.FP8;
+      DeviceWeights ex = base.precision(DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert",
+          fp8), "expert");
       DeviceWeights sh = spec.shared() == null ? null
-          : DeviceWeights.upload(base.weightsAlloc, List.of(spec.shared()), base.hidden, "shared expert");
+          : base.precision(DeviceWeights.upload(base.weightsAlloc, List.of(spec.shared()), base.hidden,
+              "shared expert", fp8), "shared expert");
       DeviceBuffer g = null;
       if (spec.sharedGate() != null) {
         float[] gate = spec.sharedGate().clone();
@@ -218,16 +335,27 @@ public final class MoeLayerGpu implements AutoCloseable {
    */
   public static MoeLayerGpu random(RouterSpec routerSpec, int inter, GatedActivation activation, boolean sharedExpert,
       Compute compute, long seed) {
-    if (routerSpec == null || activation == null || compute == null) {
-      throw new IllegalArgumentException("GPU layer: routerSpec, activation and compute must not be null");
+    return random(routerSpec, inter, activation, sharedExpert, compute, GemmPrecision.BF16, seed);
+  }
+
+  /**
+   * As {@link #random(RouterSpec, int, GatedActivation, boolean, Compute, long)}, expert GEMMs in {@code gemm}
+   * precision: for {@link GemmPrecision#FP8} the same bf16 weights (same seed, same values) quantized on the
+   * device with 128×128 block scales, the intermediate width padded to a multiple of 16.
+   */
+  public static MoeLayerGpu random(RouterSpec routerSpec, int inter, GatedActivation activation, boolean sharedExpert,
+      Compute compute, GemmPrecision gemm, long seed) {
+    if (routerSpec == null || activation == null || compute == null || gemm == null) {
+      throw new IllegalArgumentException("GPU layer: routerSpec, activation, compute and gemm must not be null");
     }
     if (inter <= 0) {
       throw new IllegalArgumentException("GPU layer: inter must be > 0, got " + inter);
     }
-    MoeLayerGpu base = new MoeLayerGpu(routerSpec, activation, compute);
+    MoeLayerGpu base = new MoeLayerGpu(routerSpec, activation, compute, gemm);
     try {
-      DeviceWeights ex = randomWeights(base, routerSpec.experts(), inter, seed);
-      DeviceWeights sh = sharedExpert ? randomWeights(base, 1, inter, seed + 1000) : null;
+      DeviceWeights ex = base.precision(randomWeights(base, routerSpec.experts(), inter, seed), "expert");
+      DeviceWeights sh = sharedExpert ? base.precision(randomWeights(base, 1, inter, seed + 1000), "shared expert")
+          : null;
       base.stream.synchronize();
       return new MoeLayerGpu(base, ex, sh, null);
     } catch (RuntimeException e) {
@@ -236,8 +364,13 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
+  /** {@code dw} in this layer's GEMM precision (FP8: quantized, the bf16 buffers freed). */
+  private DeviceWeights precision(DeviceWeights dw, String what) {
+    return gemm == GemmPrecision.FP8 ? dw.toFp8(weightsAlloc, stream, hidden, what) : dw;
+  }
+
   private static DeviceWeights randomWeights(MoeLayerGpu base, int count, int inter, long seed) {
-    int ip = GroupedGemm.pad8(inter);
+    int ip = base.gemm == GemmPrecision.FP8 ? (inter + 15) & ~15 : GroupedGemm.pad8(inter);
     int h = base.hidden;
     DeviceBuffer gu = base.weightsAlloc.allocate(2L * count * 2 * ip * h, "random gate/up");
     DeviceBuffer dn = base.weightsAlloc.allocate(2L * count * h * ip, "random down");
@@ -266,6 +399,11 @@ public final class MoeLayerGpu implements AutoCloseable {
 
   public Compute compute() {
     return compute;
+  }
+
+  /** The operand precision of the expert GEMMs. */
+  public GemmPrecision gemmPrecision() {
+    return gemm;
   }
 
   /** The CUDA device the weights live on. */
@@ -587,6 +725,10 @@ public final class MoeLayerGpu implements AutoCloseable {
   }
 
   private void ffn(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer mulScale, DeviceBuffer out) {
+    if (dw.fp8()) {
+      ffnFp8(dw, xp, offsets, mulScale, out);
+      return;
+    }
     boolean bf16 = compute == Compute.BF16;
     long rows = offsets[offsets.length - 1];
     try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16")) {
@@ -594,6 +736,28 @@ public final class MoeLayerGpu implements AutoCloseable {
           GroupedGemm.Epilogue.SWIGLU, bf16, activation, mulScale, act, dw.ip);
       GroupedGemm.gemm(work, act, dw.ip, offsets, dw.down, dw.ip, hidden, dw.ip, dw.downBias,
           bf16 ? GroupedGemm.Epilogue.STORE_BF16 : GroupedGemm.Epilogue.STORE_F32, bf16, null, out, hidden);
+    }
+  }
+
+  /**
+   * The FP8 expert FFN: x rows and the activations quantized per 1×128 group (DeepSeek {@code act_quant},
+   * no pow2) on the device, then the block-scaled FP8 GEMMs with the same epilogues as bf16.
+   */
+  private void ffnFp8(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer mulScale, DeviceBuffer out) {
+    boolean bf16 = compute == Compute.BF16;
+    long rows = offsets[offsets.length - 1];
+    BlockFp8.ScaleRule rule = BlockFp8.ScaleRule.DEEPSEEK;
+    try (DeviceBuffer xq = work.allocate(rows * hidden, "x e4m3");
+        DeviceBuffer xs = work.allocate(4 * rows * ActQuantGpu.scaleCols(hidden), "x 1x128 scales");
+        DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16");
+        DeviceBuffer aq = work.allocate(rows * dw.ip, "activations e4m3");
+        DeviceBuffer as = work.allocate(4 * rows * ActQuantGpu.scaleCols(dw.ip), "activations 1x128 scales")) {
+      ActQuantGpu.quantize(rule, ActQuantGpu.Input.BF16, xp, rows, hidden, false, xq, xs, stream);
+      GroupedGemmFp8.gemm(work, xq, hidden, xs, offsets, dw.gateUpQ, hidden, dw.gateUpS, 2 * dw.ip, hidden,
+          dw.gateUpBias, GroupedGemm.Epilogue.SWIGLU, bf16, activation, mulScale, act, dw.ip);
+      ActQuantGpu.quantize(rule, ActQuantGpu.Input.BF16, act, rows, dw.ip, false, aq, as, stream);
+      GroupedGemmFp8.gemm(work, aq, dw.ip, as, offsets, dw.downQ, dw.ip, dw.downS, hidden, dw.ip, dw.downBias,
+          bf16 ? GroupedGemm.Epilogue.STORE_BF16 : GroupedGemm.Epilogue.STORE_F32, bf16, null, null, out, hidden);
     }
   }
 
@@ -622,6 +786,9 @@ public final class MoeLayerGpu implements AutoCloseable {
    * gate/up matrix {@code [2·Ip, H]} in {@link GroupedGemm#interleaveGateUp}'s layout, or down {@code [H, Ip]}.
    */
   public short[] expertWeightsBf16(int e, boolean gateUp) {
+    if (experts.fp8()) {
+      throw new IllegalStateException("GPU layer: an FP8 layer keeps e4m3 weights only (GemmPrecision.FP8)");
+    }
     if (e < 0 || e >= numExperts) {
       throw new IllegalArgumentException("GPU layer: expert must be in [0, " + numExperts + "), got " + e);
     }
@@ -665,12 +832,7 @@ public final class MoeLayerGpu implements AutoCloseable {
       try {
         for (DeviceWeights dw : new DeviceWeights[] {experts, shared}) {
           if (dw != null) {
-            dw.gateUp.close();
-            dw.down.close();
-            if (dw.gateUpBias != null) {
-              dw.gateUpBias.close();
-              dw.downBias.close();
-            }
+            dw.close();
           }
         }
         if (sharedGate != null) {

@@ -13,6 +13,11 @@ public enum Tolerance {
   BF16(2e-2),
   /** fp16 (11 mantissa bits). */
   FP16(2e-3),
+  /**
+   * The same e4m3 products summed two ways (an FP8 GEMM against its own CPU definition): the FP8 tensor
+   * core adds inside each 128-k block in its own order with reduced internal precision.
+   */
+  FP8_GEMM(2e-3),
   /** FP8 e4m3 activations or weights. */
   FP8(8e-2),
   /** FP4 (MXFP4 / NVFP4) weights. */

@@ -1,0 +1,469 @@
+// Grouped FP8 block-scaled GEMM over experts: see grouped_gemm_fp8.cuh.
+//
+// One 128×128 output tile per block on the bf16 kernels' tile scheduler (schedule_tile), 2 consumer
+// warpgroups of 64 rows, BK = 128 e4m3 = one 128-byte row per tile row in the 128-byte-swizzled K-major
+// layout wgmma reads through shared-memory descriptors, a STAGES-deep ring. Per k-block: 4 ×
+// wgmma.m64n128k32 (e4m3 × e4m3 → f32) into a temporary accumulator started from zero, then the promotion
+// acc += partial · (sa[row, kb] · sb[n-block, kb]) in fp32 (one n-tile = one 128-row weight block, so sb
+// is one number per k-block; sa is two per thread: its rows lane/4 and lane/4 + 8). Three ways to feed
+// the ring (args.variant; the same instructions on the same data, so the same bits): 1 = all threads
+// load with cp.async and compute in lockstep; 2 = a cp.async producer warpgroup, consumers decoupled by
+// mbarriers; 3 = 2 with TMA tile loads. Epilogues: gemm::store_rows, shared with the bf16 kernels.
+#include "grouped_gemm_fp8.cuh"
+
+#include <cuda.h>  // CUtensorMap (the encoder is fetched from the driver at run time: no -lcuda)
+
+#include "gemm_common.cuh"
+
+namespace moespark {
+namespace {
+
+using namespace gemm;
+
+constexpr int BM = kGemmFp8BlockM;
+constexpr int BN = kGemmFp8BlockN;
+constexpr int BK = 128;  // e4m3 elements = bytes per tile row = the scale block
+constexpr int STAGES = 5;
+[[maybe_unused]] constexpr int GROUP_M = 8;  // used in the sm_90a pass only
+constexpr int THREADS = 256;
+constexpr int A_STAGE = BM * BK;  // bytes
+constexpr int B_STAGE = BN * BK;
+constexpr int SMEM_BYTES = STAGES * (A_STAGE + B_STAGE) + 1024;  // + slack to align to the 1024-byte swizzle
+static_assert(BN == 128, "one n-tile must be exactly one 128-row weight scale block");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the wgmma helpers exist in the sm_90a device pass only
+// Loads rows [row0, row_end) × bytes [k0, k0 + 128) ∩ [0, k) of an e4m3 matrix (row stride ld bytes) into
+// the swizzled tile; zeros elsewhere. k, ld are multiples of 16 and src is 16-byte aligned (Java checks).
+template <int ROWS>
+__device__ __forceinline__ void load_tile_fp8(uint8_t* dst, const uint8_t* src, int64_t ld, int64_t row0,
+                                              int64_t row_end, int k0, int k, int tid) {
+#pragma unroll
+  for (int i = tid; i < ROWS * 8; i += THREADS) {
+    const int r = i >> 3;
+    const int ch = i & 7;
+    const int64_t grow = row0 + r;
+    const int kk = k0 + ch * 16;
+    const bool ok = grow < row_end && kk < k;
+    const uint8_t* s = ok ? src + grow * ld + kk : src;
+    cp_async16(smem_u32(dst + swz128(r, ch)), s, ok ? 16 : 0);
+  }
+}
+
+// d = (accumulate ? d : 0) + A·B over k = 32 e4m3 (descriptors as gemm::wg_desc, K-major both).
+__device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// 4-byte async copy (scales); src_bytes 4 or 0 (0 = write zero, nothing read).
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// ---- variant 1: one k-block at a time (wgmma group, wait, promote), scales read from global memory ----
+__global__ void __launch_bounds__(THREADS, 1) grouped_gemm_fp8_kernel(GroupedGemmFp8Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t fp8_smem_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + STAGES * A_STAGE;
+
+  const GroupedGemmArgs& g = p.g;
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
+  const uint8_t* bexp = p.b + static_cast<int64_t>(tc.e) * g.n * p.ldb;
+  const int kblocks = (g.k + BK - 1) / BK;
+  const int nblocks = (g.n + BN - 1) / BN;
+  const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const int wgi = warp >> 2;  // warpgroup: rows wgi·64 .. +64
+  const int64_t row16 = tc.row0 + wgi * 64 + (warp & 3) * 16;
+  const int64_t r_lo = row16 + (lane >> 2);  // accumulator rows of this thread: r_lo (q < 2), r_lo + 8
+  const float* sa_lo = r_lo < tc.seg_end ? p.sa + r_lo * kblocks : nullptr;
+  const float* sa_hi = r_lo + 8 < tc.seg_end ? p.sa + (r_lo + 8) * kblocks : nullptr;
+
+  float acc[64];
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0.0f;
+    d[i] = 0.0f;
+  }
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < kblocks) {
+      load_tile_fp8<BM>(sA + s * A_STAGE, p.a, p.lda, tc.row0, tc.seg_end, s * BK, g.k, tid);
+      load_tile_fp8<BN>(sB + s * B_STAGE, bexp, p.ldb, tc.n0, g.n, s * BK, g.k, tid);
+    }
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < kblocks; ++kt) {
+    cp_async_wait<STAGES - 2>();
+    fence_proxy_async();  // cp.async (generic proxy) writes → wgmma (async proxy) reads
+    __syncthreads();      // also: every warpgroup is done with the stage about to be refilled
+    const int nk = kt + STAGES - 1;
+    if (nk < kblocks) {
+      const int st = nk % STAGES;
+      load_tile_fp8<BM>(sA + st * A_STAGE, p.a, p.lda, tc.row0, tc.seg_end, nk * BK, g.k, tid);
+      load_tile_fp8<BN>(sB + st * B_STAGE, bexp, p.ldb, tc.n0, g.n, nk * BK, g.k, tid);
+    }
+    cp_async_commit();
+    const uint8_t* As = sA + (kt % STAGES) * A_STAGE + wgi * 64 * 128;
+    const uint8_t* Bs = sB + (kt % STAGES) * B_STAGE;
+    const uint64_t da = wg_desc(As);
+    const uint64_t db = wg_desc(Bs);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) {
+      // k advances 32 e4m3 = 32 bytes inside the swizzled 128-byte rows: +2 in 16-byte units
+      wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+    }
+    wgmma_commit();
+    const float s_b = __ldg(sbt + kt);
+    const float s_lo = sa_lo != nullptr ? __ldg(sa_lo + kt) : 0.0f;
+    const float s_hi = sa_hi != nullptr ? __ldg(sa_hi + kt) : 0.0f;
+    wgmma_wait0();
+    const float f_lo = s_lo * s_b;
+    const float f_hi = s_hi * s_b;
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+  }
+  cp_async_wait<0>();
+
+  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+  // accumulator acc[4·ni + q]: row row16 + lane/4 (+8 for q ≥ 2), column ni·8 + 2·(lane%4) + (q & 1)
+  store_rows<16>(g, tc.e, bias, row16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc), lane);
+#else
+  (void)p;  // never launched: the launcher checks for sm_90 first
+#endif
+}
+
+// ---- variant 2 (default): warp-specialized, the two consumer warpgroups decoupled ----
+// A producer warpgroup (128 threads) streams k-blocks into a STAGES-deep ring with cp.async (A and B tiles,
+// plus the block's 128 row scales and its weight scale) and signals each stage on a "full" mbarrier once
+// its copies have landed (cp.async.wait_group, then the proxy fence, then arrive: the wgmma reads through
+// the async proxy). Each consumer warpgroup waits on "full", runs its 4 wgmmas, promotes, and each of its
+// warps arrives on the stage's "empty" mbarrier; the producer refills a stage when all 8 consumer warps
+// have left it. No block-wide barrier in the main loop: while one warpgroup promotes, the other's wgmma
+// group keeps the tensor cores busy (what variant 1's __syncthreads per k-block prevents).
+[[maybe_unused]] constexpr int SCALE_STAGE = BM + 4;  // floats: row scales, then the weight block scale
+[[maybe_unused]] constexpr int IN_FLIGHT = 3;         // k-blocks the producer keeps in flight (< STAGES)
+constexpr int WS_THREADS = 384;
+constexpr int SMEM2_BYTES = STAGES * (A_STAGE + B_STAGE) + STAGES * SCALE_STAGE * 4 + 2 * STAGES * 8 + 1024;
+static_assert(IN_FLIGHT < STAGES, "the producer must be able to signal a stage before it waits for a free one");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(WS_THREADS, 1) grouped_gemm_fp8_ws_kernel(GroupedGemmFp8Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t fp8_smem2_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem2_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + STAGES * A_STAGE;
+  float* sS = reinterpret_cast<float*>(base + STAGES * (A_STAGE + B_STAGE));
+  uint64_t* full = reinterpret_cast<uint64_t*>(sS + STAGES * SCALE_STAGE);
+  uint64_t* empty = full + STAGES;
+
+  const GroupedGemmArgs& g = p.g;
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
+  const int kblocks = (g.k + BK - 1) / BK;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(&full[s], 128);  // every producer thread, once its copies of the stage have landed
+      mbar_init(&empty[s], 8);   // every consumer warp, once done with the stage
+    }
+  }
+  __syncthreads();
+
+  if (warp >= 8) {
+    // ---- producer warpgroup ----
+    const int pt = tid - 256;
+    const uint8_t* bexp = p.b + static_cast<int64_t>(tc.e) * g.n * p.ldb;
+    const int nblocks = (g.n + BN - 1) / BN;
+    const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+    const int64_t srow = tc.row0 + pt;
+    const bool srow_ok = srow < tc.seg_end;
+    for (int kb = 0; kb < kblocks + IN_FLIGHT; ++kb) {
+      if (kb < kblocks) {
+        const int st = kb % STAGES;
+        if (kb >= STAGES) mbar_wait(&empty[st], ((kb / STAGES) - 1) & 1);
+#pragma unroll
+        for (int i = pt; i < BM * 8; i += 128) {
+          const int r = i >> 3;
+          const int ch = i & 7;
+          const int kk = kb * BK + ch * 16;
+          const int64_t ga = tc.row0 + r;
+          const bool oka = ga < tc.seg_end && kk < g.k;
+          cp_async16(smem_u32(sA + st * A_STAGE + swz128(r, ch)), oka ? p.a + ga * p.lda + kk : p.a, oka ? 16 : 0);
+          const int64_t gb = tc.n0 + r;
+          const bool okb = gb < g.n && kk < g.k;
+          cp_async16(smem_u32(sB + st * B_STAGE + swz128(r, ch)), okb ? bexp + gb * p.ldb + kk : bexp, okb ? 16 : 0);
+        }
+        cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
+        if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
+      }
+      cp_async_commit();  // one group per iteration (empty past the end) keeps the wait count uniform
+      if (kb >= IN_FLIGHT) {
+        cp_async_wait<IN_FLIGHT>();  // this thread's copies of k-block kb - IN_FLIGHT have landed
+        fence_proxy_async();         // generic-proxy writes → async-proxy (wgmma) reads
+        mbar_arrive(&full[(kb - IN_FLIGHT) % STAGES]);
+      }
+    }
+    return;
+  }
+
+  // ---- consumer warpgroups: rows wgi·64 .. +64 of the tile ----
+  const int wgi = warp >> 2;
+  const int local16 = wgi * 64 + (warp & 3) * 16;
+  const int local_lo = local16 + (lane >> 2);
+  float acc[64];
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0.0f;
+    d[i] = 0.0f;
+  }
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const int st = kb % STAGES;
+    mbar_wait(&full[st], (kb / STAGES) & 1);
+    const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+    const uint64_t db = wg_desc(sB + st * B_STAGE);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+    wgmma_commit();
+    const float* sc = sS + st * SCALE_STAGE;
+    const float s_b = sc[BM];
+    const float f_lo = sc[local_lo] * s_b;
+    const float f_hi = sc[local_lo + 8] * s_b;
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+  }
+
+  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+  store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
+                 lane);
+#else
+  (void)p;  // never launched: the launcher checks for sm_90 first
+#endif
+}
+
+// ---- variant 3: variant 2 with the tiles loaded by the tensor-memory accelerator ----
+// One producer thread issues two bulk tensor copies per k-block (A rows and B rows, 128 × 128 bytes each,
+// 128-byte swizzle written by the copy engine, out-of-range rows and columns zero-filled) that complete on
+// the stage's "full" mbarrier (expect_tx); the 128 producer threads add the scales with 4-byte cp.async
+// whose completion also arrives on it (cp.async.mbarrier.arrive.noinc). The producer never waits for data.
+// Rows of A past the expert's segment belong to the next expert: their scale is 0 and they are not stored;
+// B rows past n likewise (columns masked at the store).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_u32(bar))
+      : "memory");
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(WS_THREADS, 1)
+    grouped_gemm_fp8_tma_kernel(const __grid_constant__ CUtensorMap tma_a, const __grid_constant__ CUtensorMap tma_b,
+                                GroupedGemmFp8Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t fp8_smem3_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem3_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + STAGES * A_STAGE;
+  float* sS = reinterpret_cast<float*>(base + STAGES * (A_STAGE + B_STAGE));
+  uint64_t* full = reinterpret_cast<uint64_t*>(sS + STAGES * SCALE_STAGE);
+  uint64_t* empty = full + STAGES;
+
+  const GroupedGemmArgs& g = p.g;
+  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
+  const int kblocks = (g.k + BK - 1) / BK;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(&full[s], 129);  // 128 scale cp.async completions + the expect_tx arrive of the TMA thread
+      mbar_init(&empty[s], 8);   // every consumer warp, once done with the stage
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp >= 8) {
+    // ---- producer warpgroup ----
+    const int pt = tid - 256;
+    const int nblocks = (g.n + BN - 1) / BN;
+    const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+    const int64_t srow = tc.row0 + pt;
+    const bool srow_ok = srow < tc.seg_end;
+    const int a_row = static_cast<int>(tc.row0);
+    const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
+    for (int kb = 0; kb < kblocks; ++kb) {
+      const int st = kb % STAGES;
+      if (kb >= STAGES) mbar_wait(&empty[st], ((kb / STAGES) - 1) & 1);
+      cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
+      if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
+      cp_async_mbar_arrive_noinc(&full[st]);
+      if (pt == 0) {
+        mbar_arrive_expect_tx(&full[st], A_STAGE + B_STAGE);
+        tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
+        tma_load_2d(sB + st * B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
+      }
+    }
+    cp_async_wait<0>();
+    return;
+  }
+
+  // ---- consumer warpgroups (as variant 2) ----
+  const int wgi = warp >> 2;
+  const int local16 = wgi * 64 + (warp & 3) * 16;
+  const int local_lo = local16 + (lane >> 2);
+  float acc[64];
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0.0f;
+    d[i] = 0.0f;
+  }
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const int st = kb % STAGES;
+    mbar_wait(&full[st], (kb / STAGES) & 1);
+    const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+    const uint64_t db = wg_desc(sB + st * B_STAGE);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+    wgmma_commit();
+    const float* sc = sS + st * SCALE_STAGE;
+    const float s_b = sc[BM];
+    const float f_lo = sc[local_lo] * s_b;
+    const float f_hi = sc[local_lo + 8] * s_b;
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[st]);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+  }
+
+  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+  store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
+                 lane);
+#else
+  (void)tma_a;
+  (void)tma_b;
+  (void)p;  // never launched: the launcher checks for sm_90 first
+#endif
+}
+
+// cuTensorMapEncodeTiled from the driver (fetched once; the library links only the static runtime).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+EncodeTiled encode_tiled() {
+  static EncodeTiled fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      return static_cast<EncodeTiled>(nullptr);
+    }
+    return reinterpret_cast<EncodeTiled>(f);
+  }();
+  return fn;
+}
+
+// A row-major e4m3 matrix [rows, cols] with row stride ld bytes, read in 128 × 128-byte boxes, 128-byte swizzle.
+bool make_map(CUtensorMap* map, const void* ptr, int64_t rows, int64_t cols, int64_t ld) {
+  EncodeTiled enc = encode_tiled();
+  if (enc == nullptr) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld)};
+  const cuuint32_t box[2] = {BK, 128};
+  const cuuint32_t estrides[2] = {1, 1};
+  return enc(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(ptr), dims, strides, box, estrides,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+}  // namespace
+
+cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t stream) {
+  if (args.g.total_tiles <= 0) return cudaSuccess;
+  int dev = 0;
+  int major = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (err != cudaSuccess) return err;
+  if (major != 9) return cudaErrorNotSupported;
+  // per launch (cheap) rather than once: the attribute is per device
+  if (args.variant == 3) {
+    const GroupedGemmArgs& g = args.g;
+    CUtensorMap ma;
+    CUtensorMap mb;
+    if (!make_map(&ma, args.a, args.a_rows, g.k, args.lda) ||
+        !make_map(&mb, args.b, static_cast<int64_t>(g.experts) * g.n, g.k, args.ldb)) {
+      return cudaErrorInvalidValue;
+    }
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM2_BYTES);
+    if (err != cudaSuccess) return err;
+    grouped_gemm_fp8_tma_kernel<<<args.g.total_tiles, WS_THREADS, SMEM2_BYTES, stream>>>(ma, mb, args);
+  } else if (args.variant == 1) {
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
+    if (err != cudaSuccess) return err;
+    grouped_gemm_fp8_kernel<<<args.g.total_tiles, THREADS, SMEM_BYTES, stream>>>(args);
+  } else {
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM2_BYTES);
+    if (err != cudaSuccess) return err;
+    grouped_gemm_fp8_ws_kernel<<<args.g.total_tiles, WS_THREADS, SMEM2_BYTES, stream>>>(args);
+  }
+  return cudaSuccess;
+}
+
+}  // namespace moespark

@@ -1,0 +1,217 @@
+package org.moespark.layer;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.moespark.cuda.CudaStream;
+import org.moespark.cuda.DeviceAllocator;
+import org.moespark.cuda.DeviceBuffer;
+import org.moespark.cuda.NativeLibrary;
+import org.moespark.formats.Bf16;
+import org.moespark.formats.BlockFp8;
+import org.moespark.testing.Tolerance;
+
+/**
+ * The FP8 grouped GEMM against its CPU definition ({@link GroupedGemmFp8#reference}) on random data
+ * (quantized with the real rules: DeepSeek 1×128 activations, 128×128 weight blocks): ragged expert sizes
+ * with empty experts and more than one m-tile, K with a ragged last 128-block, N with a ragged last
+ * n-tile, every epilogue; outputs poisoned before each run so that unwritten elements show.
+ */
+@Tag("gpu")
+class GroupedGemmFp8GpuTest {
+  private CudaStream stream;
+  private DeviceAllocator alloc;
+
+  @BeforeEach
+  void setUp() {
+    assumeTrue(NativeLibrary.isAvailable(), NativeLibrary.describe());
+    stream = CudaStream.create();
+    alloc = new DeviceAllocator("GroupedGemmFp8GpuTest", stream);
+  }
+
+  @AfterEach
+  void tearDown() {
+    if (alloc != null) {
+      alloc.close();
+      stream.close();
+    }
+  }
+
+  private static int[] offsets(int... counts) {
+    int[] o = new int[counts.length + 1];
+    for (int e = 0; e < counts.length; e++) {
+      o[e + 1] = o[e] + counts[e];
+    }
+    return o;
+  }
+
+  @ParameterizedTest(name = "K={0} N={1}")
+  @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
+  @CsvSource({"128, 256", "208, 144", "1040, 130", "4096, 384"})
+  void matchesTheCpuDefinitionForEveryEpilogue(int k, int n) {
+    Random rnd = new Random(k * 131L + n);
+    int[] off = offsets(1, 0, 300, 7, 0, 129, 128);
+    int experts = off.length - 1;
+    int rows = off[experts];
+    int kb = GroupedGemmFp8.blocks(k);
+    float[] x = new float[rows * k];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) (rnd.nextGaussian() * (0.5 + (i / k) % 5)); // rows of different magnitudes
+    }
+    float[] w = new float[experts * n * k];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (float) (rnd.nextGaussian() / Math.sqrt(k) * (1 + (i / (128 * k)) % 3));
+    }
+    byte[] qa = new byte[x.length];
+    float[] sa = new float[rows * kb];
+    BlockFp8.quantizeActivationsDeepSeek(x, rows, k, false, qa, sa);
+    byte[] qb = new byte[w.length];
+    float[] sb = new float[experts * GroupedGemmFp8.blocks(n) * kb];
+    GroupedGemmFp8.quantizeWeights(w, experts, n, k, qb, sb);
+    float[] bias = new float[experts * n];
+    for (int i = 0; i < bias.length; i++) {
+      bias[i] = Bf16.round((float) rnd.nextGaussian());
+    }
+    float[] ref = GroupedGemmFp8.reference(qa, k, sa, off, qb, k, sb, n, k);
+    int before = GroupedGemmFp8.variant();
+    float[][] perVariant = new float[3][];
+    try {
+      for (int v = 1; v <= 3; v++) {
+        GroupedGemmFp8.setVariant(v);
+        perVariant[v - 1] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + v);
+      }
+    } finally {
+      GroupedGemmFp8.setVariant(before);
+    }
+    Tolerance.assertBitEqual(perVariant[1], perVariant[0], "FP8 GEMM variant 2 vs variant 1");
+    Tolerance.assertBitEqual(perVariant[2], perVariant[0], "FP8 GEMM variant 3 vs variant 1");
+  }
+
+  /** Every epilogue against the CPU definition with the current variant; returns the STORE_F32 output. */
+  private float[] check(int k, int n, int[] off, byte[] qa, float[] sa, byte[] qb, float[] sb, float[] bias,
+      float[] ref, String what) {
+    int experts = off.length - 1;
+    int rows = off[experts];
+    try (DeviceBuffer da = alloc.upload(qa, "a"); DeviceBuffer dsa = alloc.upload(sa, "sa");
+        DeviceBuffer db = alloc.upload(qb, "b"); DeviceBuffer dsb = alloc.upload(sb, "sb");
+        DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
+        DeviceBuffer c2 = alloc.allocate(4L * rows * n, "c2")) {
+      // STORE_F32
+      c.fill(0x7f, stream);
+      GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null,
+          c, n);
+      float[] got = c.toFloats(rows * n);
+      double err = Tolerance.relativeError(got, ref);
+      System.out.printf("GroupedGemmFp8 %s K=%d N=%d: relative error vs the CPU definition %.3e%n", what, k, n, err);
+      Tolerance.FP8_GEMM.assertClose(got, ref, "FP8 grouped GEMM fp32 K=" + k + " N=" + n);
+      // deterministic
+      c2.fill(0x7f, stream);
+      GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null,
+          c2, n);
+      Tolerance.assertBitEqual(c2.toFloats(rows * n), got, "FP8 grouped GEMM deterministic");
+      // STORE_F32 + bias
+      GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, dbias, GroupedGemm.Epilogue.STORE_F32, false,
+          null, c, n);
+      float[] refBias = ref.clone();
+      for (int e = 0; e < experts; e++) {
+        for (int r = off[e]; r < off[e + 1]; r++) {
+          for (int j = 0; j < n; j++) {
+            refBias[r * n + j] += bias[e * n + j];
+          }
+        }
+      }
+      Tolerance.FP8_GEMM.assertClose(c.toFloats(rows * n), refBias, "FP8 grouped GEMM + bias");
+      // STORE_BF16 (Compute.BF16 roundings)
+      c.fill(0x7f, stream);
+      GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, null, GroupedGemm.Epilogue.STORE_BF16, true, null,
+          c, n);
+      float[] expBf16 = new float[ref.length];
+      for (int i = 0; i < ref.length; i++) {
+        expBf16[i] = Bf16.round(ref[i]);
+      }
+      Tolerance.BF16.assertClose(decode(c.toShorts(rows * n)), expBf16, "FP8 grouped GEMM bf16 out");
+      if (n % 16 == 0) {
+        // SWIGLU (B's rows read as gate/up interleaved per 8), GPT-OSS activation with the bias, fp32 path
+        GatedActivation act = GatedActivation.GPT_OSS;
+        c.fill(0x7f, stream);
+        GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, dbias, GroupedGemm.Epilogue.SWIGLU, false, act,
+            c, n / 2);
+        float[] gotAct = decode(c.toShorts(rows * n / 2));
+        float[] expAct = new float[rows * n / 2];
+        for (int e = 0; e < experts; e++) {
+          for (int r = off[e]; r < off[e + 1]; r++) {
+            for (int i = 0; i < n / 2; i++) {
+              int gr = GroupedGemm.interleavedRow(i);
+              float g = refBias[r * n + gr];
+              float u = refBias[r * n + gr + 8];
+              expAct[r * (n / 2) + i] = Bf16.round(act.apply(g, u));
+            }
+          }
+        }
+        Tolerance.BF16.assertClose(gotAct, expAct, "FP8 grouped GEMM SwiGLU epilogue");
+      }
+      return got;
+    }
+  }
+
+  @ParameterizedTest(name = "K={0}")
+  @Tag("wgmma")
+  @CsvSource({"2048", "7168"})
+  void closeToTheUnquantizedProduct(int k) {
+    // the FP8 error itself (quantization, not accumulation) at model-like K: within Tolerance.FP8 of fp64
+    Random rnd = new Random(k);
+    int n = 256;
+    int[] off = offsets(200, 0, 57);
+    int rows = off[3];
+    int kb = GroupedGemmFp8.blocks(k);
+    float[] x = new float[rows * k];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) rnd.nextGaussian();
+    }
+    float[] w = new float[3 * n * k];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (float) (rnd.nextGaussian() / Math.sqrt(k));
+    }
+    byte[] qa = new byte[x.length];
+    float[] sa = new float[rows * kb];
+    BlockFp8.quantizeActivationsDeepSeek(x, rows, k, false, qa, sa);
+    byte[] qb = new byte[w.length];
+    float[] sb = new float[3 * 2 * kb];
+    GroupedGemmFp8.quantizeWeights(w, 3, n, k, qb, sb);
+    float[] exact = new float[rows * n];
+    for (int e = 0; e < 3; e++) {
+      for (int r = off[e]; r < off[e + 1]; r++) {
+        for (int j = 0; j < n; j++) {
+          double s = 0;
+          for (int c = 0; c < k; c++) {
+            s += (double) x[r * k + c] * w[(e * n + j) * k + c];
+          }
+          exact[r * n + j] = (float) s;
+        }
+      }
+    }
+    try (DeviceBuffer da = alloc.upload(qa, "a"); DeviceBuffer dsa = alloc.upload(sa, "sa");
+        DeviceBuffer db = alloc.upload(qb, "b"); DeviceBuffer dsb = alloc.upload(sb, "sb");
+        DeviceBuffer c = alloc.allocate(4L * rows * n, "c")) {
+      GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null,
+          c, n);
+      float[] got = c.toFloats(rows * n);
+      double err = Tolerance.relativeError(got, exact);
+      System.out.printf("GroupedGemmFp8 K=%d: relative error vs the unquantized fp64 product %.3e%n", k, err);
+      Tolerance.FP8.assertClose(got, exact, "FP8 GEMM vs fp64 of the unquantized inputs, K=" + k);
+      assertTrue(err > 1e-4, "FP8 must differ from the unquantized product (else the test data is degenerate)");
+    }
+  }
+
+  private static float[] decode(short[] s) {
+    float[] f = new float[s.length];
+    Bf16.decode(s, 0, f, 0, s.length);
+    return f;
+  }
+}
