@@ -162,6 +162,187 @@ __device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int
   return t;
 }
 
+
+// ---- epilogue staged through shared memory (the wgmma kernels) -------------------------------------------
+// A consumer warpgroup's 64 × N fp32 accumulators go through a 64 × 32 (+4 padding) fp32 buffer one 32-column
+// chunk at a time: the per-element code is one rolled loop (fully unrolled over the accumulators it overflows
+// the instruction cache), each thread handles independent elements with hoisted addresses, and the stores
+// are coalesced (16-byte vectors for STORE_*).
+constexpr int kEpiCols = 32;
+constexpr int kEpiLd = kEpiCols + 4;
+constexpr int kEpiStageBytes = 64 * kEpiLd * 4;  // per consumer warpgroup
+
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// Writes accumulator columns C·32 .. +32 of a warpgroup's m64nN fragment (NACC = N/2 floats per thread)
+// into the staging buffer (row r_frag (+8), column c_frag (+1) of each 8-column block). Nothing for chunks
+// past the fragment (the switch in staged_epilogue names all eight).
+template <int C, int NACC>
+__device__ __forceinline__ void stage_chunk(float* st, const float (&d)[NACC], int r_frag, int c_frag) {
+#pragma unroll
+  for (int j = 0; j < (C * 16 < NACC ? kEpiCols / 8 : 0); ++j) {
+    constexpr int kBase = C * (kEpiCols / 8);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      *reinterpret_cast<float2*>(st + (r_frag + half * 8) * kEpiLd + j * 8 + c_frag) =
+          make_float2(d[(4 * (kBase + j) + half * 2) % NACC], d[(4 * (kBase + j) + half * 2 + 1) % NACC]);
+    }
+  }
+}
+
+// Plain SwiGLU — silu(g)·u with no bias, clamp, slope, offset or FP8 scale (Mixtral, Qwen, OLMoE, DeepSeek):
+// the operations of gated_act for that case, in the same order (bit-identical), without its run-time
+// branches, which the compiler would otherwise predicate and execute for every element.
+template <bool kRound>
+__device__ __forceinline__ uint16_t swiglu_plain_bf16(float g, float u) {
+  if (kRound) {
+    g = round_bf16(g);
+    u = round_bf16(u);
+    const float act = round_bf16(__fmul_rn(g, sigmoid_f(g)));
+    return fmt::bf16_encode(round_bf16(__fmul_rn(act, u)));
+  }
+  return fmt::bf16_encode(__fmul_rn(__fmul_rn(g, sigmoid_f(__fmul_rn(1.0f, g))), __fadd_rn(u, 0.0f)));
+}
+
+// kSwiGlu on one staged chunk: 64 rows × 16 activations (gate blocks at chunk columns 0-7 and 16-23, up
+// blocks 8 further). Thread wt owns activation column wt % 16 of rows wt / 16 + 8q (q < 8): one column
+// and one set of addresses per thread, the 8 rows loaded, computed and stored in separate phases.
+// kMode: 0 = any activation (gated_act), 1 = plain SwiGLU with bf16 roundings, 2 = plain SwiGLU in fp32.
+template <int kMode>
+__device__ __forceinline__ void epilogue_swiglu_chunk(const GroupedGemmArgs& p, const float* st, int wt, int e,
+                                                      int64_t seg_end, int64_t row_base, int64_t col0,
+                                                      const float* bias) {
+  constexpr int kPer = 64 * (kEpiCols / 2) / 128;  // 8
+  const int jj = wt & 15;
+  const int lc = (jj >> 3) * 16 + (jj & 7);
+  const int64_t gc = col0 + lc;
+  if (gc >= p.n) return;
+  const int r0 = wt >> 4;
+  const int64_t left = seg_end - (row_base + r0);  // rows r0 + 8q with 8q < left are in the segment
+  const float* s = st + r0 * kEpiLd + lc;
+  float g[kPer];
+  float u[kPer];
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    g[q] = s[q * 8 * kEpiLd];
+    u[q] = s[q * 8 * kEpiLd + 8];
+  }
+  uint16_t v[kPer];
+  if (kMode == 0) {
+    const float* mul_scale = p.mul_scale == nullptr ? nullptr : p.mul_scale + e;
+#pragma unroll
+    for (int q = 0; q < kPer; ++q) v[q] = swiglu_bf16(p, bias, mul_scale, gc, g[q], u[q]);
+  } else {
+#pragma unroll
+    for (int q = 0; q < kPer; ++q) v[q] = swiglu_plain_bf16<kMode == 1>(g[q], u[q]);
+  }
+  uint16_t* o = static_cast<uint16_t*>(p.c) + (row_base + r0) * p.ldc + (gc >> 4) * 8 + (gc & 7);
+  const int64_t step = 8 * p.ldc;
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    if (8 * q < left) o[q * step] = v[q];
+  }
+}
+
+// kStoreF32 / kStoreBf16 on one staged chunk: 8 consecutive columns of one row per thread and step.
+__device__ __forceinline__ void epilogue_store_chunk(const GroupedGemmArgs& p, const float* st, int wt,
+                                                     int64_t seg_end, int64_t row_base, int64_t col0,
+                                                     const float* bias) {
+  const bool f32 = p.epilogue == GemmEpilogue::kStoreF32;
+  const bool vec_c = (reinterpret_cast<uintptr_t>(p.c) & 15u) == 0 && p.ldc % (f32 ? 4 : 8) == 0;
+#pragma unroll
+  for (int q = 0; q < 64 * (kEpiCols / 8) / 128; ++q) {
+    const int i = wt + q * 128;
+    const int r = i / (kEpiCols / 8);
+    const int lc = (i % (kEpiCols / 8)) * 8;
+    const int64_t row = row_base + r;
+    const int64_t col = col0 + lc;
+    if (row >= seg_end || col >= p.n) continue;
+    const float4 lo = *reinterpret_cast<const float4*>(st + r * kEpiLd + lc);
+    const float4 hi = *reinterpret_cast<const float4*>(st + r * kEpiLd + lc + 4);
+    float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    const int cnt = p.n - col < 8 ? static_cast<int>(p.n - col) : 8;
+    if (f32) {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (bias != nullptr && k < cnt) v[k] = __fadd_rn(v[k], bias[col + k]);
+      }
+      float* dst = static_cast<float*>(p.c) + row * p.ldc + col;
+      if (vec_c && cnt == 8) {
+        reinterpret_cast<float4*>(dst)[0] = make_float4(v[0], v[1], v[2], v[3]);
+        reinterpret_cast<float4*>(dst)[1] = make_float4(v[4], v[5], v[6], v[7]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          if (k < cnt) dst[k] = v[k];
+        }
+      }
+    } else {
+      uint16_t b[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        float x = round_bf16(v[k]);
+        if (bias != nullptr && k < cnt) x = round_bf16(__fadd_rn(x, bias[col + k]));
+        b[k] = fmt::bf16_encode(x);
+      }
+      uint16_t* dst = static_cast<uint16_t*>(p.c) + row * p.ldc + col;
+      if (vec_c && cnt == 8) {
+        *reinterpret_cast<uint4*>(dst) =
+            make_uint4(b[0] | (uint32_t(b[1]) << 16), b[2] | (uint32_t(b[3]) << 16), b[4] | (uint32_t(b[5]) << 16),
+                       b[6] | (uint32_t(b[7]) << 16));
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          if (k < cnt) dst[k] = b[k];
+        }
+      }
+    }
+  }
+}
+
+// The whole epilogue of one warpgroup's m64nN tile (NACC = N/2 accumulators per thread, N = 128 or 256):
+// rows row_base .. +64 (stored while < seg_end), columns n0 .. +N (stored while < p.n). wt = thread within the
+// warpgroup, bar = a named barrier id for the warpgroup's 128 threads, st = its staging buffer.
+template <int NACC>
+__device__ __forceinline__ void staged_epilogue(const GroupedGemmArgs& p, const float (&d)[NACC], float* st, int wt,
+                                                int warp, int lane, int e, int64_t seg_end, int64_t row_base,
+                                                int64_t n0, const float* bias, int bar) {
+  static_assert(NACC == 64 || NACC == 128, "m64n128 or m64n256 fragments");
+  const int r_frag = (warp & 3) * 16 + (lane >> 2);
+  const int c_frag = 2 * (lane & 3);
+  const bool plain = p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY && bias == nullptr &&
+                     p.mul_scale == nullptr;
+#pragma unroll 1
+  for (int c = 0; c < NACC / 16; ++c) {
+    switch (c) {
+      case 0: stage_chunk<0, NACC>(st, d, r_frag, c_frag); break;
+      case 1: stage_chunk<1, NACC>(st, d, r_frag, c_frag); break;
+      case 2: stage_chunk<2, NACC>(st, d, r_frag, c_frag); break;
+      case 3: stage_chunk<3, NACC>(st, d, r_frag, c_frag); break;
+      case 4: stage_chunk<4, NACC>(st, d, r_frag, c_frag); break;
+      case 5: stage_chunk<5, NACC>(st, d, r_frag, c_frag); break;
+      case 6: stage_chunk<6, NACC>(st, d, r_frag, c_frag); break;
+      default: stage_chunk<7, NACC>(st, d, r_frag, c_frag); break;
+    }
+    named_barrier_sync(bar, 128);
+    const int64_t col0 = n0 + c * kEpiCols;
+    if (p.epilogue == GemmEpilogue::kSwiGlu) {
+      if (plain && p.round_bf16) {
+        epilogue_swiglu_chunk<1>(p, st, wt, e, seg_end, row_base, col0, bias);
+      } else if (plain) {
+        epilogue_swiglu_chunk<2>(p, st, wt, e, seg_end, row_base, col0, bias);
+      } else {
+        epilogue_swiglu_chunk<0>(p, st, wt, e, seg_end, row_base, col0, bias);
+      }
+    } else {
+      epilogue_store_chunk(p, st, wt, seg_end, row_base, col0, bias);
+    }
+    named_barrier_sync(bar, 128);
+  }
+}
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the wgmma helpers exist in the sm_90a device pass only
 // 16-byte chunk `chunk` (0..7) of tile row `row` in the 128-byte swizzle (Swizzle<3,4,3>): byte offset.
 __device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }

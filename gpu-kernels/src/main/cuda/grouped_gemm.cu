@@ -283,11 +283,8 @@ constexpr int T4_STAGES = 4;
 constexpr int T4_A_BYTES = T4_BM * T4_BK * 2;  // 16 KiB
 constexpr int T4_B_BYTES = T4_BN * T4_BK * 2;  // 32 KiB
 constexpr int T4_MAX_EXPERTS = 1024;
-// SwiGLU epilogue staging: per consumer warpgroup 64 rows × 32 accumulator columns (+4 floats of padding
-// against bank conflicts)
-constexpr int T4_EPI_COLS = 32;
-constexpr int T4_EPI_LD = T4_EPI_COLS + 4;
-constexpr int T4_EPI_BYTES = 2 * 64 * T4_EPI_LD * 4;
+// epilogue staging (gemm_common.cuh): one 64-row × 32-column fp32 buffer per consumer warpgroup
+constexpr int T4_EPI_BYTES = 2 * kEpiStageBytes;
 // tiles (1024-aligned) + epilogue staging + full/empty barriers + the tile prefix [E+1]
 constexpr int T4_SMEM_BYTES =
     1024 + T4_STAGES * (T4_A_BYTES + T4_B_BYTES) + T4_EPI_BYTES + 2 * T4_STAGES * 8 + 4 * (T4_MAX_EXPERTS + 1);
@@ -327,9 +324,6 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, i
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_u32(bar))
       : "memory");
 }
-__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
 template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
@@ -363,130 +357,6 @@ __device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p
   return t;
 }
 
-// Writes accumulator columns C·32 .. +32 of a consumer's m64n256 fragment into the staging tile
-// (row r_frag (+8), column c_frag (+1) of each 8-column block).
-template <int C>
-__device__ __forceinline__ void stage_chunk(float* st, const float (&d)[128], int r_frag, int c_frag) {
-#pragma unroll
-  for (int j = 0; j < T4_EPI_COLS / 8; ++j) {
-    constexpr int kBase = C * (T4_EPI_COLS / 8);
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      *reinterpret_cast<float2*>(st + (r_frag + half * 8) * T4_EPI_LD + j * 8 + c_frag) =
-          make_float2(d[4 * (kBase + j) + half * 2], d[4 * (kBase + j) + half * 2 + 1]);
-    }
-  }
-}
-
-// Plain SwiGLU — silu(g)·u with no bias, clamp, slope, offset or FP8 scale (Mixtral, Qwen, OLMoE, DeepSeek):
-// the operations of gated_act for that case, in the same order (bit-identical), without its run-time
-// branches, which the compiler would otherwise predicate and execute for every element.
-template <bool kRound>
-__device__ __forceinline__ uint16_t swiglu_plain_bf16(float g, float u) {
-  if (kRound) {
-    g = round_bf16(g);
-    u = round_bf16(u);
-    const float act = round_bf16(__fmul_rn(g, sigmoid_f(g)));
-    return fmt::bf16_encode(round_bf16(__fmul_rn(act, u)));
-  }
-  return fmt::bf16_encode(__fmul_rn(__fmul_rn(g, sigmoid_f(__fmul_rn(1.0f, g))), __fadd_rn(u, 0.0f)));
-}
-
-// kSwiGlu on one staged chunk: 64 rows × 16 activations (gate blocks at chunk columns 0-7 and 16-23, up
-// blocks 8 further). Thread wt owns activation column wt % 16 of rows wt / 16 + 8q (q < 8): one column
-// and one set of addresses per thread, the 8 rows loaded, computed and stored in separate phases.
-// kMode: 0 = any activation (gated_act), 1 = plain SwiGLU with bf16 roundings, 2 = plain SwiGLU in fp32.
-template <int kMode>
-__device__ __forceinline__ void epilogue_swiglu_chunk(const GroupedGemmArgs& p, const float* st, int wt,
-                                                      const TileCoord& tc, int64_t row_base, int64_t col0,
-                                                      const float* bias) {
-  constexpr int kPer = 64 * (T4_EPI_COLS / 2) / 128;  // 8
-  const int jj = wt & 15;
-  const int lc = (jj >> 3) * 16 + (jj & 7);
-  const int64_t gc = col0 + lc;
-  if (gc >= p.n) return;
-  const int r0 = wt >> 4;
-  const int64_t left = tc.seg_end - (row_base + r0);  // rows r0 + 8q with 8q < left are in the segment
-  const float* s = st + r0 * T4_EPI_LD + lc;
-  float g[kPer];
-  float u[kPer];
-#pragma unroll
-  for (int q = 0; q < kPer; ++q) {
-    g[q] = s[q * 8 * T4_EPI_LD];
-    u[q] = s[q * 8 * T4_EPI_LD + 8];
-  }
-  uint16_t v[kPer];
-  if (kMode == 0) {
-    const float* mul_scale = p.mul_scale == nullptr ? nullptr : p.mul_scale + tc.e;
-#pragma unroll
-    for (int q = 0; q < kPer; ++q) v[q] = swiglu_bf16(p, bias, mul_scale, gc, g[q], u[q]);
-  } else {
-#pragma unroll
-    for (int q = 0; q < kPer; ++q) v[q] = swiglu_plain_bf16<kMode == 1>(g[q], u[q]);
-  }
-  uint16_t* o = static_cast<uint16_t*>(p.c) + (row_base + r0) * p.ldc + (gc >> 4) * 8 + (gc & 7);
-  const int64_t step = 8 * p.ldc;
-#pragma unroll
-  for (int q = 0; q < kPer; ++q) {
-    if (8 * q < left) o[q * step] = v[q];
-  }
-}
-
-// kStoreF32 / kStoreBf16 on one staged chunk: 8 consecutive columns of one row per thread and step.
-__device__ __forceinline__ void epilogue_store_chunk(const GroupedGemmArgs& p, const float* st, int wt,
-                                                     const TileCoord& tc, int64_t row_base, int64_t col0,
-                                                     const float* bias) {
-  const bool f32 = p.epilogue == GemmEpilogue::kStoreF32;
-  const bool vec_c = (reinterpret_cast<uintptr_t>(p.c) & 15u) == 0 && p.ldc % (f32 ? 4 : 8) == 0;
-#pragma unroll
-  for (int q = 0; q < 64 * (T4_EPI_COLS / 8) / 128; ++q) {
-    const int i = wt + q * 128;
-    const int r = i / (T4_EPI_COLS / 8);
-    const int lc = (i % (T4_EPI_COLS / 8)) * 8;
-    const int64_t row = row_base + r;
-    const int64_t col = col0 + lc;
-    if (row >= tc.seg_end || col >= p.n) continue;
-    const float4 lo = *reinterpret_cast<const float4*>(st + r * T4_EPI_LD + lc);
-    const float4 hi = *reinterpret_cast<const float4*>(st + r * T4_EPI_LD + lc + 4);
-    float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-    const int cnt = p.n - col < 8 ? static_cast<int>(p.n - col) : 8;
-    if (f32) {
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        if (bias != nullptr && k < cnt) v[k] = __fadd_rn(v[k], bias[col + k]);
-      }
-      float* dst = static_cast<float*>(p.c) + row * p.ldc + col;
-      if (vec_c && cnt == 8) {
-        reinterpret_cast<float4*>(dst)[0] = make_float4(v[0], v[1], v[2], v[3]);
-        reinterpret_cast<float4*>(dst)[1] = make_float4(v[4], v[5], v[6], v[7]);
-      } else {
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          if (k < cnt) dst[k] = v[k];
-        }
-      }
-    } else {
-      uint16_t b[8];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        float x = round_bf16(v[k]);
-        if (bias != nullptr && k < cnt) x = round_bf16(__fadd_rn(x, bias[col + k]));
-        b[k] = fmt::bf16_encode(x);
-      }
-      uint16_t* dst = static_cast<uint16_t*>(p.c) + row * p.ldc + col;
-      if (vec_c && cnt == 8) {
-        *reinterpret_cast<uint4*>(dst) =
-            make_uint4(b[0] | (uint32_t(b[1]) << 16), b[2] | (uint32_t(b[3]) << 16), b[4] | (uint32_t(b[5]) << 16),
-                       b[6] | (uint32_t(b[7]) << 16));
-      } else {
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          if (k < cnt) dst[k] = b[k];
-        }
-      }
-    }
-  }
-}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 __global__ void __launch_bounds__(384, 1)
@@ -587,45 +457,8 @@ __global__ void __launch_bounds__(384, 1)
       if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
       const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
       if (p.variant == 5) continue;  // timing probe: the main loop alone, nothing stored
-      // Epilogue staged through shared memory 32 accumulator columns at a time (chunk c: columns
-      // n0 + c·32 .. +32). The chunk loop is rolled (a switch picks the chunk's accumulator registers), so
-      // the per-element code exists once and the instruction cache holds it; each thread then handles
-      // several independent elements at once (loads, math, stores in separate phases) to hide the latency
-      // of the math, and the stores are coalesced (16-byte vectors for STORE_*).
-      float* st = epi + wgi * 64 * T4_EPI_LD;
-      const int wt = tid - 128 * (wgi + 1);  // thread within the warpgroup
-      const int64_t row_base = tc.row0 + wgi * 64;
-      const int r_frag = (warp & 3) * 16 + (lane >> 2);
-      const int c_frag = 2 * (lane & 3);
-      const bool plain = p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY && bias == nullptr &&
-                         p.mul_scale == nullptr;
-#pragma unroll 1
-      for (int c = 0; c < 256 / T4_EPI_COLS; ++c) {
-        switch (c) {
-          case 0: stage_chunk<0>(st, d, r_frag, c_frag); break;
-          case 1: stage_chunk<1>(st, d, r_frag, c_frag); break;
-          case 2: stage_chunk<2>(st, d, r_frag, c_frag); break;
-          case 3: stage_chunk<3>(st, d, r_frag, c_frag); break;
-          case 4: stage_chunk<4>(st, d, r_frag, c_frag); break;
-          case 5: stage_chunk<5>(st, d, r_frag, c_frag); break;
-          case 6: stage_chunk<6>(st, d, r_frag, c_frag); break;
-          default: stage_chunk<7>(st, d, r_frag, c_frag); break;
-        }
-        named_barrier_sync(1 + wgi, 128);
-        const int64_t col0 = tc.n0 + c * T4_EPI_COLS;
-        if (p.epilogue == GemmEpilogue::kSwiGlu) {
-          if (plain && p.round_bf16) {
-            epilogue_swiglu_chunk<1>(p, st, wt, tc, row_base, col0, bias);
-          } else if (plain) {
-            epilogue_swiglu_chunk<2>(p, st, wt, tc, row_base, col0, bias);
-          } else {
-            epilogue_swiglu_chunk<0>(p, st, wt, tc, row_base, col0, bias);
-          }
-        } else {
-          epilogue_store_chunk(p, st, wt, tc, row_base, col0, bias);
-        }
-        named_barrier_sync(1 + wgi, 128);
-      }
+      staged_epilogue<128>(p, d, epi + wgi * 64 * kEpiLd, tid - 128 * (wgi + 1), warp, lane, tc.e, tc.seg_end,
+                           tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
     }
   }
 #else

@@ -160,7 +160,9 @@ __global__ void __launch_bounds__(THREADS, 1) grouped_gemm_fp8_kernel(GroupedGem
 [[maybe_unused]] constexpr int SCALE_STAGE = BM + 4;  // floats: row scales, then the weight block scale
 [[maybe_unused]] constexpr int IN_FLIGHT = 3;         // k-blocks the producer keeps in flight (< STAGES)
 constexpr int WS_THREADS = 384;
+// + the staged epilogue's buffers (variant 3's kernel only; 16 extra bytes keep them 16-byte aligned)
 constexpr int SMEM2_BYTES = STAGES * (A_STAGE + B_STAGE) + STAGES * SCALE_STAGE * 4 + 2 * STAGES * 8 + 1024;
+constexpr int SMEM3_BYTES = SMEM2_BYTES + 2 * kEpiStageBytes + 16;
 static_assert(IN_FLIGHT < STAGES, "the producer must be able to signal a stage before it waits for a free one");
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -318,8 +320,9 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
   uint64_t* full = reinterpret_cast<uint64_t*>(sS + STAGES * SCALE_STAGE);
   uint64_t* empty = full + STAGES;
 
+  float* epi = reinterpret_cast<float*>(empty + STAGES);  // 2 × kEpiStageBytes (16-byte aligned)
+
   const GroupedGemmArgs& g = p.g;
-  const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, blockIdx.x);
   const int kblocks = (g.k + BK - 1) / BK;
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
@@ -334,25 +337,32 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
   }
   __syncthreads();
 
+  // Tiles blockIdx.x, + gridDim.x, ...: one tile per block (variant 3's grid) or persistent (variant 4's grid
+  // of one block per SM: the producer fills the next tile's stages while the consumers store the last one).
+  // `it` counts k-blocks over all of this block's tiles: the ring position and the barrier phases.
   if (warp >= 8) {
     // ---- producer warpgroup ----
     const int pt = tid - 256;
     const int nblocks = (g.n + BN - 1) / BN;
-    const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
-    const int64_t srow = tc.row0 + pt;
-    const bool srow_ok = srow < tc.seg_end;
-    const int a_row = static_cast<int>(tc.row0);
-    const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
-    for (int kb = 0; kb < kblocks; ++kb) {
-      const int st = kb % STAGES;
-      if (kb >= STAGES) mbar_wait(&empty[st], ((kb / STAGES) - 1) & 1);
-      cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
-      if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
-      cp_async_mbar_arrive_noinc(&full[st]);
-      if (pt == 0) {
-        mbar_arrive_expect_tx(&full[st], A_STAGE + B_STAGE);
-        tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
-        tma_load_2d(sB + st * B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
+    int it = 0;
+    for (int tile = blockIdx.x; tile < g.total_tiles; tile += gridDim.x) {
+      const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, tile);
+      const float* sbt = p.sb + (static_cast<int64_t>(tc.e) * nblocks + tc.n0 / BN) * kblocks;
+      const int64_t srow = tc.row0 + pt;
+      const bool srow_ok = srow < tc.seg_end;
+      const int a_row = static_cast<int>(tc.row0);
+      const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
+      for (int kb = 0; kb < kblocks; ++kb, ++it) {
+        const int st = it % STAGES;
+        if (it >= STAGES) mbar_wait(&empty[st], ((it / STAGES) - 1) & 1);
+        cp_async4(smem_u32(sS + st * SCALE_STAGE + pt), srow_ok ? p.sa + srow * kblocks + kb : p.sa, srow_ok ? 4 : 0);
+        if (pt == 0) cp_async4(smem_u32(sS + st * SCALE_STAGE + BM), sbt + kb, 4);
+        cp_async_mbar_arrive_noinc(&full[st]);
+        if (pt == 0) {
+          mbar_arrive_expect_tx(&full[st], A_STAGE + B_STAGE);
+          tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
+          tma_load_2d(sB + st * B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
+        }
       }
     }
     cp_async_wait<0>();
@@ -361,38 +371,39 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
 
   // ---- consumer warpgroups (as variant 2) ----
   const int wgi = warp >> 2;
-  const int local16 = wgi * 64 + (warp & 3) * 16;
-  const int local_lo = local16 + (lane >> 2);
+  const int local_lo = wgi * 64 + (warp & 3) * 16 + (lane >> 2);
   float acc[64];
   float d[64];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) {
-    acc[i] = 0.0f;
-    d[i] = 0.0f;
-  }
-  for (int kb = 0; kb < kblocks; ++kb) {
-    const int st = kb % STAGES;
-    mbar_wait(&full[st], (kb / STAGES) & 1);
-    const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
-    const uint64_t db = wg_desc(sB + st * B_STAGE);
-    wgmma_fence();
+  for (int i = 0; i < 64; ++i) d[i] = 0.0f;
+  int it = 0;
+  for (int tile = blockIdx.x; tile < g.total_tiles; tile += gridDim.x) {
+    const TileCoord tc = schedule_tile<BM, BN, GROUP_M>(g, tile);
 #pragma unroll
-    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
-    wgmma_commit();
-    const float* sc = sS + st * SCALE_STAGE;
-    const float s_b = sc[BM];
-    const float f_lo = sc[local_lo] * s_b;
-    const float f_hi = sc[local_lo + 8] * s_b;
-    wgmma_wait<0>();
-    __syncwarp();
-    if (lane == 0) mbar_arrive(&empty[st]);
+    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+    for (int kb = 0; kb < kblocks; ++kb, ++it) {
+      const int st = it % STAGES;
+      mbar_wait(&full[st], (it / STAGES) & 1);
+      const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+      const uint64_t db = wg_desc(sB + st * B_STAGE);
+      wgmma_fence();
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+      for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+      wgmma_commit();
+      const float* sc = sS + st * SCALE_STAGE;
+      const float s_b = sc[BM];
+      const float f_lo = sc[local_lo] * s_b;
+      const float f_hi = sc[local_lo + 8] * s_b;
+      wgmma_wait<0>();
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[st]);
+#pragma unroll
+      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+    }
+    const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+    staged_epilogue<64>(g, acc, epi + wgi * (kEpiStageBytes / 4), tid - 128 * wgi, warp, lane, tc.e, tc.seg_end,
+                        tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
   }
-
-  const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
-  store_rows<16>(g, tc.e, bias, tc.row0 + local16, tc.seg_end, tc.n0, *reinterpret_cast<const float(*)[16][4]>(acc),
-                 lane);
 #else
   (void)tma_a;
   (void)tma_b;
@@ -443,7 +454,7 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   // per launch (cheap) rather than once: the attribute is per device
-  if (args.variant == 3) {
+  if (args.variant == 3 || args.variant == 4) {
     const GroupedGemmArgs& g = args.g;
     CUtensorMap ma;
     CUtensorMap mb;
@@ -451,9 +462,16 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
         !make_map(&mb, args.b, static_cast<int64_t>(g.experts) * g.n, g.k, args.ldb)) {
       return cudaErrorInvalidValue;
     }
-    err = cudaFuncSetAttribute(grouped_gemm_fp8_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM2_BYTES);
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM3_BYTES);
     if (err != cudaSuccess) return err;
-    grouped_gemm_fp8_tma_kernel<<<args.g.total_tiles, WS_THREADS, SMEM2_BYTES, stream>>>(ma, mb, args);
+    int grid = args.g.total_tiles;
+    if (args.variant == 4) {  // persistent: one block per SM
+      int sms = 0;
+      err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+      if (err != cudaSuccess) return err;
+      if (sms < grid) grid = sms;
+    }
+    grouped_gemm_fp8_tma_kernel<<<grid, WS_THREADS, SMEM3_BYTES, stream>>>(ma, mb, args);
   } else if (args.variant == 1) {
     err = cudaFuncSetAttribute(grouped_gemm_fp8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);
     if (err != cudaSuccess) return err;

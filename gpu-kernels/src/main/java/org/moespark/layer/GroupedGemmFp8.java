@@ -38,32 +38,32 @@ import org.moespark.formats.Fp8E4m3;
 public final class GroupedGemmFp8 {
   private GroupedGemmFp8() {}
 
-  /** System property choosing the kernel variant ({@link #setVariant}); default 3. */
+  /** System property choosing the kernel variant ({@link #setVariant}); default 4. */
   public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
 
   private static volatile int variant = initialVariant();
 
   private static int initialVariant() {
-    String v = System.getProperty(VARIANT_PROPERTY, "3");
+    String v = System.getProperty(VARIANT_PROPERTY, "4");
     try {
       return parseVariant(v);
     } catch (IllegalArgumentException e) {
       System.getLogger(GroupedGemmFp8.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
-          + "; using variant 3");
-      return 3;
+          + "; using variant 4");
+      return 4;
     }
   }
 
   private static int parseVariant(String v) {
     try {
       int x = Integer.parseInt(v.trim());
-      if (x >= 1 && x <= 3) {
+      if (x >= 1 && x <= 4) {
         return x;
       }
     } catch (NumberFormatException e) {
       // reported below
     }
-    throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2 or 3, got '" + v + "'");
+    throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2, 3 or 4, got '" + v + "'");
   }
 
   /**
@@ -71,9 +71,11 @@ public final class GroupedGemmFp8 {
    * load (cp.async) and compute in lockstep, a block barrier per 128-k block, scales read from global
    * memory at the promotion; 2 = warp-specialized: a producer warpgroup streams tiles and scales into a
    * 5-stage ring with cp.async and signals each stage on an mbarrier, two consumer warpgroups run
-   * independently (one promotes while the other's wgmma group runs); 3 (the default) = 2 with the tiles
-   * loaded by the tensor-memory accelerator (bulk tensor copies, the producer never waits for data). The
-   * same instructions and promotion order in all three: the same bits.
+   * independently (one promotes while the other's wgmma group runs); 3 = 2 with the tiles loaded by the
+   * tensor-memory accelerator (bulk tensor copies, the producer never waits for data) and the epilogue
+   * staged through shared memory (gemm_common.cuh's staged_epilogue, as the bf16 variant 4); 4 (the
+   * default) = 3 on a persistent grid (one block per SM looping over tiles, so the producer fills the next
+   * tile's stages during the epilogue). The same instructions and promotion order in all four: the same bits.
    */
   public static void setVariant(int v) {
     variant = parseVariant(Integer.toString(v));

@@ -53,7 +53,7 @@ class GroupedGemmFp8GpuTest {
 
   @ParameterizedTest(name = "K={0} N={1}")
   @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
-  @CsvSource({"128, 256", "208, 144", "1040, 130", "4096, 384"})
+  @CsvSource({"128, 256", "208, 144", "1040, 130", "4096, 384", "256, 2320"}) // the last: 152 tiles > 132 SMs
   void matchesTheCpuDefinitionForEveryEpilogue(int k, int n) {
     Random rnd = new Random(k * 131L + n);
     int[] off = offsets(1, 0, 300, 7, 0, 129, 128);
@@ -80,9 +80,9 @@ class GroupedGemmFp8GpuTest {
     }
     float[] ref = GroupedGemmFp8.reference(qa, k, sa, off, qb, k, sb, n, k);
     int before = GroupedGemmFp8.variant();
-    float[][] perVariant = new float[3][];
+    float[][] perVariant = new float[4][];
     try {
-      for (int v = 1; v <= 3; v++) {
+      for (int v = 1; v <= 4; v++) {
         GroupedGemmFp8.setVariant(v);
         perVariant[v - 1] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + v);
       }
@@ -91,6 +91,7 @@ class GroupedGemmFp8GpuTest {
     }
     Tolerance.assertBitEqual(perVariant[1], perVariant[0], "FP8 GEMM variant 2 vs variant 1");
     Tolerance.assertBitEqual(perVariant[2], perVariant[0], "FP8 GEMM variant 3 vs variant 1");
+    Tolerance.assertBitEqual(perVariant[3], perVariant[0], "FP8 GEMM variant 4 (persistent) vs variant 1");
   }
 
   /** Every epilogue against the CPU definition with the current variant; returns the STORE_F32 output. */
