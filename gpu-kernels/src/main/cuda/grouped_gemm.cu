@@ -6,8 +6,6 @@
 #include "formats.cuh"
 #include "gemm_common.cuh"
 
-#include <cuda.h>
-#include <cudaTypedefs.h>
 
 namespace moespark {
 namespace {
@@ -299,35 +297,6 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, u
       : "l"(da), "l"(db));
 }
 
-__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
-      "r"(parity)
-      : "memory");
-}
-// 2-D TMA load of box (c0 = k element, c1 = row) into shared memory, completing on `bar`.
-__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, int c0, int c1, uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
-          "r"(smem_u32(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_u32(bar))
-      : "memory");
-}
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
 
 // (expert, m-tile, n-tile) of tile `tile` from the block's shared tile prefix (as schedule_tile, BM×BN tiles).
 __device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p, const int32_t* tp, int tile) {
@@ -415,7 +384,7 @@ __global__ void __launch_bounds__(384, 1)
         const int brow = static_cast<int>(static_cast<int64_t>(tc.e) * p.n + tc.n0);
         for (int kt = 0; kt < ktiles; ++kt) {
           mbar_wait(&empty[stage], phase ^ 1u);
-          mbar_expect_tx(&full[stage], T4_A_BYTES + T4_B_BYTES);
+          mbar_arrive_expect_tx(&full[stage], T4_A_BYTES + T4_B_BYTES);
           tma_load_2d(sA + stage * T4_A_BYTES, &map_a, kt * T4_BK, arow, &full[stage]);
           tma_load_2d(sB + stage * T4_B_BYTES, &map_b, kt * T4_BK, brow, &full[stage]);
           if (++stage == T4_STAGES) {
@@ -469,32 +438,6 @@ __global__ void __launch_bounds__(384, 1)
 #endif
 }
 
-// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess) {
-      f = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
-// bf16 [rows, k] with row stride ld (elements), box = box_rows × 64, 128-byte swizzle. False on failure.
-bool encode_bf16_map(CUtensorMap* map, const void* ptr, int64_t rows, int k, int64_t ld, int box_rows) {
-  PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
-  if (enc == nullptr) return false;
-  cuuint64_t dims[2] = {static_cast<cuuint64_t>(k), static_cast<cuuint64_t>(rows)};
-  cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * 2};
-  cuuint32_t box[2] = {static_cast<cuuint32_t>(T4_BK), static_cast<cuuint32_t>(box_rows)};
-  cuuint32_t estr[2] = {1, 1};
-  return enc(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(ptr), dims, strides, box, estr,
-             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
 
 }  // namespace
 
@@ -516,8 +459,9 @@ void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
     }
     CUtensorMap map_a;
     CUtensorMap map_b;
-    if (major == 9 && encode_bf16_map(&map_a, args.a, args.rows, args.k, args.lda, T4_BM) &&
-        encode_bf16_map(&map_b, args.b, static_cast<int64_t>(args.experts) * args.n, args.k, args.ldb, T4_BN)) {
+    if (major == 9 && encode_2d_map(&map_a, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.a, args.rows, args.k, args.lda, T4_BK, T4_BM) &&
+        encode_2d_map(&map_b, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.b, static_cast<int64_t>(args.experts) * args.n,
+                      args.k, args.ldb, T4_BK, T4_BN)) {
       if (cudaFuncSetAttribute(grouped_gemm_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T4_SMEM_BYTES) !=
           cudaSuccess) {
         return;
