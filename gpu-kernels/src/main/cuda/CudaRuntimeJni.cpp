@@ -238,6 +238,12 @@ JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_eventRecord0(JNIEnv* env, jcl
   JNI_CATCH(env, )
 }
 
+// Blocks the calling thread until the work recorded before the event is done (pipelined copies).
+JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_eventSynchronize0(JNIEnv* env, jclass, jlong e) {
+  JNI_TRY { CUDA_CHECK(cudaEventSynchronize(reinterpret_cast<cudaEvent_t>(static_cast<intptr_t>(e)))); }
+  JNI_CATCH(env, )
+}
+
 JNIEXPORT jfloat JNICALL Java_org_moespark_cuda_Cuda_eventElapsedMs0(JNIEnv* env, jclass, jlong start, jlong stop) {
   JNI_TRY {
     float ms = 0.f;
