@@ -130,6 +130,17 @@ public final class PinnedStaging implements AutoCloseable {
     return s.xh.address();
   }
 
+  /** Slot {@code slot}'s pinned input as a little-endian buffer (same memory as {@link #inputAddress}). */
+  public java.nio.ByteBuffer inputBuffer(int slot) {
+    inputAddress(slot); // state check
+    return slots[slot].xh.buffer();
+  }
+
+  /** Slot {@code slot}'s pinned output as a little-endian buffer (same memory as {@link #outputAddress}). */
+  public java.nio.ByteBuffer outputBuffer(int slot) {
+    return slot(slot).yh.buffer();
+  }
+
   /** Native address of slot {@code slot}'s pinned output y, fp32 {@code [rows, H]}; valid after {@link #awaitOutput}. */
   public long outputAddress(int slot) {
     return slot(slot).yh.address();
