@@ -93,7 +93,7 @@ def gen_data(out, rows, h, files):
 
     def write(path, table):
         try:
-            pq.write_table(table, path, compression="none", use_dictionary=False, row_group_size=64 * 1024,
+            pq.write_table(table, path, compression="none", use_dictionary=False, row_group_size=16384,
                            data_page_size=1 << 20)
         finally:
             lock.release()
