@@ -7,6 +7,8 @@
 # Env:   CP      class path of moespark + Spark (default: the staged .dev-sg layout, see benchmarks/spark-gpu.md)
 #        FLAGS   the JVM flags Spark needs on Java 17+ (pom.xml's moespark.jvmFlags)
 #        PY      this directory's torch_parquet_pipeline.py;  W  work dir (default /tmp/e2e);  OUT  results dir
+#        TYPE    binary|array: the embedding column, little-endian float32 binary (default) or array<float>
+#        SKIP    space-separated steps to leave out: staging h2d sample torchwrite
 #        OUTPUT  parquet|noop|both: what the full-size GPU score job writes (default both when the disk
 #                holds input + output, else noop: 2M Mixtral rows are 34 GB of fp32 in and as much out)
 #
@@ -54,25 +56,33 @@ nproc; free -g | head -2; df -h "$W" | tail -1
 model=$W/model-$fam; data=$W/data-$fam; head_=$W/sample-$fam
 rm -rf "$model" "$data" "$head_" "$W"/out-* "$W"/torch-out-*
 t python3 "$PY" gen-model "$fam" "$model" || exit 1
-t python3 "$PY" gen-data "$data" "$rows" "$H" 32 || exit 1
-t python3 "$PY" gen-data "$head_" "$sample" "$H" 16 || exit 1   # its own rows, same distribution
+TYPE=${TYPE:-binary}
+SKIP=${SKIP:-}
+skip() { case " $SKIP " in *" $1 "*) return 0 ;; esac; return 1; }
+bin=$([ "$TYPE" = binary ] && echo --binary)
+t python3 "$PY" gen-data "$data" "$rows" "$H" 32 $bin || exit 1
+skip sample || t python3 "$PY" gen-data "$head_" "$sample" "$H" 16 $bin || exit 1   # its own rows, same distribution
+kv input_type "$TYPE"
 in_gb=$(du -sb "$data" | awk '{print $1/1e9}')
 free_gb=$(df -B1 --output=avail "$W" | tail -1 | awk '{print $1/1e9}')
 mode=${OUTPUT:-$(awk -v i="$in_gb" -v f="$free_gb" 'BEGIN{print (f > 1.3 * i + 5) ? "both" : "noop"}')}
 echo "input $in_gb GB, free $free_gb GB -> full-size GPU output: $mode"
 kv input_gb "$in_gb"
 
-echo "== StagingBench (layer alone, PinnedStaging, pinned H2D)"
-java_run org.moespark.bench.StagingBench "$model" 16384 16 4 2>&1 | grep -v WARN | tee "$OUT/$fam-staging.txt"
-kv layer_tokens_per_s "$(sed -n 's/^layer forwardDevice.* \([0-9,]*\) tok\/s$/\1/p' "$OUT/$fam-staging.txt" | tr -d ,)"
-
-echo "== H2D ceiling (torch, pinned)"
-python3 "$PY" h2d "$H" | tee "$OUT/$fam-h2d.txt"
-kv h2d_tokens_per_s "$(awk '$1=="h2d.tokens_per_s"{print $2}' "$OUT/$fam-h2d.txt")"
-kv h2d_gbs "$(awk '$1=="h2d.gbs"{print $2}' "$OUT/$fam-h2d.txt")"
+if ! skip staging; then
+  echo "== StagingBench (layer alone, PinnedStaging, pinned H2D)"
+  java_run org.moespark.bench.StagingBench "$model" 16384 16 4 2>&1 | grep -v WARN | tee "$OUT/$fam-staging.txt"
+  kv layer_tokens_per_s "$(sed -n 's/^layer forwardDevice.* \([0-9,]*\) tok\/s$/\1/p' "$OUT/$fam-staging.txt" | tr -d ,)"
+fi
+if ! skip h2d; then
+  echo "== H2D ceiling (torch, pinned)"
+  python3 "$PY" h2d "$H" | tee "$OUT/$fam-h2d.txt"
+  kv h2d_tokens_per_s "$(awk '$1=="h2d.tokens_per_s"{print $2}' "$OUT/$fam-h2d.txt")"
+  kv h2d_gbs "$(awk '$1=="h2d.gbs"{print $2}' "$OUT/$fam-h2d.txt")"
+fi
 
 echo "== Spark Parquet scan alone (noop sink), local[16]"
-java_run org.moespark.jobs.ParquetScanBench "$data" 'local[16]' 2 2>&1 | grep -v WARN | tee "$OUT/$fam-scan.txt"
+java_run org.moespark.jobs.ParquetScanBench "$data" 'local[16]' ${SCAN_REPS:-2} 2>&1 | grep -v WARN | tee "$OUT/$fam-scan.txt"
 kv scan_tokens_per_s "$(awk '$1=="scan.tokens_per_s"{print $2}' "$OUT/$fam-scan.txt")"
 
 score_rate() { sed -n 's/^score: .* s, \([0-9,]*\) rows\/s = tokens\/s.*/\1/p' "$1" | tr -d , | tail -1; }
@@ -96,6 +106,7 @@ if [ "$mode" = parquet ] || [ "$mode" = both ]; then
   rm -rf "$W/out-gpu"
 fi
 
+if ! skip sample; then
 echo "== sample: moe score --backend gpu and --backend cpu on $sample rows (local[16], 16 partitions)"
 moe score --model "$model" --layer 0 --input "$head_" --output "$W/out-sample-gpu" --backend gpu \
   --master 'local[16]' --partitions 16 --progress-seconds 0 2>&1 | grep -v WARN | tail -2 | tee "$OUT/$fam-sample-gpu.txt"
@@ -104,11 +115,12 @@ moe score --model "$model" --layer 0 --input "$head_" --output "$W/out-sample-cp
 kv spark_cpu_tokens_per_s "$(score_rate "$OUT/$fam-sample-cpu.txt")"
 python3 "$PY" compare "$W/out-sample-gpu" "$W/out-sample-cpu" "$H" | tee "$OUT/$fam-compare.txt"
 for k in same_routing rel_err pass; do kv "compare_$k" "$(awk -v k="compare.$k" '$1==k{print $2}' "$OUT/$fam-compare.txt")"; done
+fi
 
 echo "== PyTorch pipeline (pyarrow + torch._grouped_mm), no output written"
 python3 "$PY" pipeline "$model" "$data" --batch 16384 | tee "$OUT/$fam-torch.txt"
 kv torch_tokens_per_s "$(awk '$1=="torch_pipeline.tokens_per_s"{print $2}' "$OUT/$fam-torch.txt")"
-if [ "$mode" = both ]; then
+if [ "$mode" = both ] && ! skip torchwrite; then
   echo "== PyTorch pipeline, writing the same output Parquet"
   python3 "$PY" pipeline "$model" "$data" --batch 16384 --write "$W/torch-out-$fam" | tee "$OUT/$fam-torch-write.txt"
   kv torch_write_tokens_per_s "$(awk '$1=="torch_pipeline_write.tokens_per_s"{print $2}' "$OUT/$fam-torch-write.txt")"

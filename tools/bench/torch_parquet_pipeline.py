@@ -8,9 +8,13 @@ Subcommands (all print `key value` lines that the shell script collects, plus hu
                                 on the GPU (seconds instead of minutes for Mixtral's 2.8 GB):
                                 olmoe   H 2048, 64 experts, top-8, expert dim 1024, softmax top-k, no renorm
                                 mixtral H 4096,  8 experts, top-2, expert dim 14336, top-k renormalised
-  gen-data DIR ROWS H FILES     `id bigint, embedding array<float>` Parquet (uncompressed, no dictionary:
+  gen-data DIR ROWS H FILES [--binary]
+                                `id bigint, embedding array<float>` Parquet (uncompressed, no dictionary:
                                 random floats do not compress), ROWS split over FILES files, rows N(0, 1)
-                                from torch's generator with a fixed seed; row r has id r.
+                                from torch's generator with a fixed seed; row r has id r. --binary: the
+                                embedding as little-endian float32 `binary` (4·H bytes a row): the same
+                                bytes, but one value per row for the Parquet readers instead of H list
+                                elements with repetition/definition levels.
   pipeline MODEL DATA [--batch B] [--write OUT] [--limit N]
                                 what a PyTorch user does without Spark: pyarrow reads the Parquet in
                                 batches (threads), the fp32 rows are copied into pinned memory, copied to
@@ -83,7 +87,7 @@ def gen_model(family, out):
     print(f"gen-model {family}: H={h} E={e} k={k} I={i} -> {out}", flush=True)
 
 
-def gen_data(out, rows, h, files):
+def gen_data(out, rows, h, files, binary=False):
     os.makedirs(out, exist_ok=True)
     g = torch.Generator(device="cuda").manual_seed(42)
     per = (rows + files - 1) // files
@@ -103,8 +107,12 @@ def gen_data(out, rows, h, files):
         if lo >= hi:
             break
         x = torch.randn(hi - lo, h, generator=g, device="cuda").cpu().numpy().reshape(-1)
-        offs = pa.array(np.arange(0, (hi - lo + 1) * h, h, dtype=np.int32))
-        emb = pa.ListArray.from_arrays(offs, pa.array(x, type=pa.float32()))
+        if binary:
+            offs = pa.py_buffer(np.arange(0, (hi - lo + 1) * 4 * h, 4 * h, dtype=np.int32))
+            emb = pa.Array.from_buffers(pa.binary(), hi - lo, [None, offs, pa.py_buffer(x)])
+        else:
+            offs = pa.array(np.arange(0, (hi - lo + 1) * h, h, dtype=np.int32))
+            emb = pa.ListArray.from_arrays(offs, pa.array(x, type=pa.float32()))
         table = pa.table({"id": pa.array(np.arange(lo, hi, dtype=np.int64)), "embedding": emb})
         lock.acquire()
         th = threading.Thread(target=write, args=(os.path.join(out, f"part-{f:05d}.parquet"), table))
@@ -113,7 +121,7 @@ def gen_data(out, rows, h, files):
     for th in pending:
         th.join()
     size = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
-    print(f"gen-data: {rows} rows x {h} fp32 in {files} files, {size / 1e9:.2f} GB, {time.time() - t0:.1f} s -> {out}",
+    print(f"gen-data: {rows} rows x {h} fp32 ({'binary' if binary else 'array<float>'}) in {files} files, {size / 1e9:.2f} GB, {time.time() - t0:.1f} s -> {out}",
           flush=True)
 
 
@@ -171,12 +179,18 @@ def batches(data, batch, columns):
 
 
 def flat_rows(col, h, dtype=np.float32):
-    """A list<float> (or list<int>) column of equal-length non-null rows as a zero-copy numpy [n, h] view."""
+    """A list<float> (or list<int>, or float32 binary) column of equal-length non-null rows as a zero-copy
+    numpy [n, h] view."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if col.null_count:
         raise ValueError("null embeddings in the input")
     n = len(col)
+    if pa.types.is_binary(col.type):
+        offs = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset:col.offset + n + 1]
+        if offs[-1] - offs[0] != n * 4 * h:
+            raise ValueError(f"binary embeddings are not all 4*{h} bytes")
+        return np.frombuffer(col.buffers()[2], dtype=np.float32, count=n * h, offset=int(offs[0])).reshape(n, h)
     offs = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset:col.offset + n + 1]
     if offs[-1] - offs[0] != n * h:
         raise ValueError(f"embeddings are not all of length {h}")
@@ -363,7 +377,9 @@ def main(argv):
     if cmd == "gen-model":
         gen_model(a[0], a[1])
     elif cmd == "gen-data":
-        gen_data(a[0], int(a[1]), int(a[2]), int(a[3]))
+        binary = "--binary" in a
+        a = [x for x in a if x != "--binary"]
+        gen_data(a[0], int(a[1]), int(a[2]), int(a[3]), binary)
     elif cmd == "pipeline":
         b = opt("--batch", 16384)
         wr = opt("--write", None, str)

@@ -166,9 +166,19 @@ public final class PinnedStaging implements AutoCloseable {
 
   /**
    * Runs the layer on the slot's uploaded rows: waits for its upload, runs {@link MoeLayerGpu#forwardDevice}
-   * (device routing), and enqueues the device→host copy of y; returns the routing.
+   * (device routing), and enqueues the device→host copy of y into the slot's pinned output; returns the routing.
    */
   public Result compute(int slot) {
+    return computeInto(slot, null, null, null, 0);
+  }
+
+  /**
+   * {@link #compute}, but y goes straight to the caller's page-locked memory (a registered off-heap column
+   * vector): run {@code i} copies y rows {@code [from[i], from[i] + count[i])} of the chunk to
+   * {@code dst[i]}. The CPU then never reads y (see {@code org.moespark.cuda.HostRegistration}). With
+   * {@code runs == 0} y goes to the slot's pinned output, as {@link #compute}.
+   */
+  public Result computeInto(int slot, long[] dst, int[] from, int[] count, int runs) {
     Slot s = slot(slot);
     if (s.state != State.UPLOADING) {
       throw new IllegalStateException("PinnedStaging: slot " + slot + " is " + s.state + ", not uploaded");
@@ -189,7 +199,23 @@ public final class PinnedStaging implements AutoCloseable {
     }
     long bytes = 4L * s.rows * hidden;
     s.d2hStart.record(copy);
-    s.yd.copyToAsync(s.yh, 0, 0, bytes, copy);
+    if (runs == 0) {
+      s.yd.copyToAsync(s.yh, 0, 0, bytes, copy);
+    } else {
+      long rowBytes = 4L * hidden;
+      int total = 0;
+      for (int i = 0; i < runs; i++) {
+        if (from[i] < 0 || count[i] < 0 || from[i] + count[i] > s.rows) {
+          throw new IllegalArgumentException("PinnedStaging: run " + i + " [" + from[i] + ", " + (from[i] + count[i])
+              + ") outside the chunk's " + s.rows + " rows");
+        }
+        s.yd.copyToHostAsync(dst[i], rowBytes * from[i], rowBytes * count[i], copy);
+        total += count[i];
+      }
+      if (total != s.rows) {
+        throw new IllegalArgumentException("PinnedStaging: runs cover " + total + " rows, the chunk has " + s.rows);
+      }
+    }
     s.d2hEnd.record(copy);
     s.state = State.OUTPUT_PENDING;
     return new Result(s.rows, o.topkIds(), o.topkWeights(), h2d, computeNanos, wait);

@@ -14,8 +14,9 @@ import org.apache.spark.unsafe.Platform;
  * <p>Fast path: a {@link WritableColumnVector} (the vectorized Parquet reader's, {@code RowToColumnar}'s)
  * whose child data vector has no dictionary and no null elements, holding {@code array<float>} (float
  * child) or little-endian float32 {@code binary} (byte child): the row's bytes are copied straight from
- * the child's off-heap address or on-heap array into the destination. Finiteness is then checked on the
- * packed row with one integer pass over its exponent fields (8 bytes at a time). Every other encoding
+ * the child's off-heap address or on-heap array into the destination, after one integer pass over the
+ * source's exponent fields (8 bytes at a time) found every value finite. The destination is only written,
+ * never read (pinned memory: CPU reads of it were slow on the GPU machine's VM). Every other encoding
  * ({@code array<double>}, dictionary-encoded children, other {@link ColumnVector}s) and every bad row go
  * through {@link EmbeddingReader}, so values and error messages are exactly the CPU path's.
  */
@@ -78,8 +79,10 @@ final class EmbeddingPacker {
       }
       int len = w.getArrayLength(r);
       if (len * (long) elemBytes == 4L * hidden) {
-        Platform.copyMemory(base, baseOffset + (long) elemBytes * w.getArrayOffset(r), null, dst, 4L * hidden);
-        if (allFinite(dst, hidden)) {
+        long src = baseOffset + (long) elemBytes * w.getArrayOffset(r);
+        // checked on the source, not on dst: dst is pinned memory, which the CPU should only write
+        if (allFinite(base, src, hidden)) {
+          Platform.copyMemory(base, src, null, dst, 4L * hidden);
           return null;
         }
       }
@@ -100,14 +103,19 @@ final class EmbeddingPacker {
    * one OR over all values keeps the sign bit.
    */
   static boolean allFinite(long addr, int n) {
+    return allFinite(null, addr, n);
+  }
+
+  /** {@link #allFinite(long, int)} on {@code n} fp32 values at ({@code base}, {@code offset}) (Platform addressing). */
+  static boolean allFinite(Object base, long offset, int n) {
     long acc = 0;
     int i = 0;
     for (; i + 2 <= n; i += 2) {
-      long t = ~Platform.getLong(null, addr + 4L * i) & 0x7f8000007f800000L;
+      long t = ~Platform.getLong(base, offset + 4L * i) & 0x7f8000007f800000L;
       acc |= ((t & 0xffffffffL) - 1) | ((t >>> 32) - 1);
     }
     if (i < n) {
-      acc |= (long) ((~Platform.getInt(null, addr + 4L * i) & 0x7f800000) - 1);
+      acc |= (long) ((~Platform.getInt(base, offset + 4L * i) & 0x7f800000) - 1);
     }
     return acc >= 0;
   }

@@ -14,6 +14,7 @@ import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
 import org.apache.spark.util.TaskCompletionListener;
+import org.moespark.cuda.HostRegistration;
 import org.moespark.layer.MoeLayerGpu;
 import org.moespark.layer.PinnedStaging;
 import org.slf4j.Logger;
@@ -31,7 +32,8 @@ import scala.collection.Iterator;
  * straight into the pinned input of a {@link PinnedStaging} slot ({@link EmbeddingPacker}: one memory copy
  * per row, bad rows handled by the same policy as on the CPU), uploaded on the staging's copy stream while
  * the previous chunk computes, run with {@code MoeLayerGpu.forwardDevice} (device routing), and y is copied
- * back from pinned memory into off-heap result vectors in bulk ({@link ResultUnpacker}). Two slots
+ * by DMA straight into the off-heap result vector, which is page-locked once per task
+ * ({@link HostRegistration}); one copy per run of consecutive good rows. The CPU never reads pinned memory. Two slots
  * alternate: chunk i+1 is packed and its upload enqueued before chunk i computes. The staging is borrowed
  * from {@link StagingPool} for the partition.
  */
@@ -62,6 +64,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private final BatchScorer[] scorers;
     private final WritableColumnVector[] outs;
     private final PinnedStaging[] staging;
+    private final HostRegistration[] registered; // the page-locked y data of outs[c] (GPU path)
     private final int[][][] rowsOf;
     private long rowBase;
     private long badRows;
@@ -77,6 +80,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       this.scorers = new BatchScorer[calls.size()];
       this.outs = new WritableColumnVector[calls.size()];
       this.staging = new PinnedStaging[calls.size()];
+      this.registered = new HostRegistration[calls.size()];
       this.rowsOf = new int[calls.size()][][];
       TaskContext tc = TaskContext.get();
       if (tc != null) {
@@ -190,6 +194,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         rowsOf[c] = new int[][] {new int[chunk], new int[chunk]};
       }
       int[][] rows = rowsOf[c];
+      WritableColumnVector yv = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
+      long yAddr = registerY(c, yv, cap, hidden);
       EmbeddingPacker packer = new EmbeddingPacker(batch.column(call.inputOrdinal()), call.inputKind(), hidden);
       int[] filled = new int[2];
       PinnedStaging.Result[] pending = new PinnedStaging.Result[2];
@@ -211,7 +217,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
           st.upload(other, filled[other]); // overlaps the compute of the current slot
         }
         long t1 = System.nanoTime();
-        pending[cur] = st.compute(cur);
+        int runs = runs(rows[cur], filled[cur], yAddr, hidden);
+        pending[cur] = st.computeInto(cur, runDst, runFrom, runCount, runs); // y lands in the result vector
         deviceNanos += System.nanoTime() - t1;
         cur = other;
       }
@@ -223,6 +230,59 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         }
       }
       return deviceNanos;
+    }
+
+    private long[] runDst = new long[0];
+    private int[] runFrom = new int[0];
+    private int[] runCount = new int[0];
+
+    /** Splits a chunk's rows into runs of consecutive batch rows: y row destinations in the result vector. */
+    private int runs(int[] rows, int count, long yAddr, int hidden) {
+      if (runDst.length < count) {
+        runDst = new long[count];
+        runFrom = new int[count];
+        runCount = new int[count];
+      }
+      int n = 0;
+      for (int j = 0; j < count;) {
+        int e = j + 1;
+        while (e < count && rows[e] == rows[e - 1] + 1) {
+          e++;
+        }
+        runDst[n] = yAddr + 4L * hidden * rows[j];
+        runFrom[n] = j;
+        runCount[n] = e - j;
+        n++;
+        j = e;
+      }
+      return n;
+    }
+
+    /**
+     * Reserves the y data of the result vector for {@code cap} rows and page-locks it once (re-registering
+     * only if the vector was reallocated), so that the device→host copies land in it directly.
+     */
+    private long registerY(int c, WritableColumnVector y, int cap, int hidden) {
+      long bytes = 4L * cap * hidden;
+      y.arrayData().reserve(Math.multiplyExact(cap, hidden));
+      long addr = ((OffHeapColumnVector) y.arrayData()).valuesNativeAddress();
+      HostRegistration r = registered[c];
+      if (r == null || !r.covers(addr, bytes)) {
+        if (r != null) {
+          r.close();
+        }
+        long t0 = System.nanoTime();
+        registered[c] = HostRegistration.register(addr, bytes);
+        LOG.debug("moe_score: page-locked {} MB of result vector in {} ms", bytes >> 20, (System.nanoTime() - t0) / 1_000_000);
+      }
+      return addr;
+    }
+
+    private void unregister(int c) {
+      if (registered[c] != null) {
+        registered[c].close();
+        registered[c] = null;
+      }
     }
 
     /** Packs the next good rows from {@code next[0]} into the slot's pinned input; returns how many. */
@@ -252,7 +312,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       long waited = System.nanoTime() - t0;
       int count = res.rows();
       WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      ResultUnpacker.putFloatRows(y, rows, count, st.outputAddress(slot), hidden);
+      ResultUnpacker.putArrays(y, rows, count, hidden); // the values are already there (computeInto)
       if (call.routed()) {
         ResultUnpacker.putIntRows((WritableColumnVector) out.getChild(1), rows, count, res.topkIds(), topK);
         ResultUnpacker.putFloatRows((WritableColumnVector) out.getChild(2), rows, count, res.topkWeights(), topK);
@@ -355,6 +415,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       CallPlan call = calls.get(c);
       WritableColumnVector v = outs[c];
       if (v != null && (v instanceof OffHeapColumnVector) != offHeap) {
+        unregister(c);
         v.close();
         v = null;
       }
@@ -400,6 +461,9 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
 
     private void finish() {
       releaseStaging();
+      for (int c = 0; c < registered.length; c++) {
+        unregister(c);
+      }
       for (WritableColumnVector v : outs) {
         if (v != null) {
           v.close();

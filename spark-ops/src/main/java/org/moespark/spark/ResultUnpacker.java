@@ -55,7 +55,8 @@ final class ResultUnpacker {
     putArrays(out, rowsOf, count, width);
   }
 
-  private static void putArrays(WritableColumnVector out, int[] rowsOf, int count, int width) {
+  /** Sets the array offsets and lengths of the chunk's rows (row {@code r} at element {@code r × width}). */
+  static void putArrays(WritableColumnVector out, int[] rowsOf, int count, int width) {
     for (int j = 0; j < count; j++) {
       int r = rowsOf[j];
       out.putArray(r, r * width, width);
