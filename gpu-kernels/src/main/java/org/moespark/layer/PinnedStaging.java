@@ -183,6 +183,19 @@ public final class PinnedStaging implements AutoCloseable {
     if (s.state != State.UPLOADING) {
       throw new IllegalStateException("PinnedStaging: slot " + slot + " is " + s.state + ", not uploaded");
     }
+    if (runs > 0) { // checked before anything runs: no copy may be left in flight into the caller's memory
+      int total = 0;
+      for (int i = 0; i < runs; i++) {
+        if (from[i] < 0 || count[i] < 0 || from[i] + count[i] > s.rows || dst[i] == 0) {
+          throw new IllegalArgumentException("PinnedStaging: run " + i + " [" + from[i] + ", " + (from[i] + count[i])
+              + ") to address " + dst[i] + " is outside the chunk's " + s.rows + " rows or null");
+        }
+        total += count[i];
+      }
+      if (total != s.rows) {
+        throw new IllegalArgumentException("PinnedStaging: runs cover " + total + " rows, the chunk has " + s.rows);
+      }
+    }
     Cuda.setDevice(layer.device());
     long w0 = System.nanoTime();
     s.h2dEnd.synchronize();
@@ -203,17 +216,8 @@ public final class PinnedStaging implements AutoCloseable {
       s.yd.copyToAsync(s.yh, 0, 0, bytes, copy);
     } else {
       long rowBytes = 4L * hidden;
-      int total = 0;
       for (int i = 0; i < runs; i++) {
-        if (from[i] < 0 || count[i] < 0 || from[i] + count[i] > s.rows) {
-          throw new IllegalArgumentException("PinnedStaging: run " + i + " [" + from[i] + ", " + (from[i] + count[i])
-              + ") outside the chunk's " + s.rows + " rows");
-        }
         s.yd.copyToHostAsync(dst[i], rowBytes * from[i], rowBytes * count[i], copy);
-        total += count[i];
-      }
-      if (total != s.rows) {
-        throw new IllegalArgumentException("PinnedStaging: runs cover " + total + " rows, the chunk has " + s.rows);
       }
     }
     s.d2hEnd.record(copy);

@@ -158,6 +158,45 @@ class PinnedStagingGpuTest {
     }
   }
 
+  /** y by DMA straight into caller memory that is page-locked with HostRegistration, in runs with a gap. */
+  @Test
+  void computeIntoWritesRunsIntoRegisteredMemory() throws Exception {
+    MoeBlockSpec spec = MoeLayerTest.family("olmoe", 14);
+    int h = MoeLayerTest.H;
+    int t = 300;
+    float[] x = Naive.randn(new Random(15), t * h, 1.0);
+    ByteBuffer dst = ByteBuffer.allocateDirect(4 * (t + 50) * h).order(java.nio.ByteOrder.nativeOrder());
+    java.lang.reflect.Field af = java.nio.Buffer.class.getDeclaredField("address");
+    af.setAccessible(true);
+    long addr = af.getLong(dst);
+    float[] poison = new float[(t + 50) * h];
+    Arrays.fill(poison, Float.NaN);
+    dst.asFloatBuffer().put(poison);
+    try (MoeLayer l = MoeLayer.create(spec, new LayerOptions(Backend.GPU, Compute.FP32));
+        PinnedStaging s = PinnedStaging.create(l.gpu(), t);
+        org.moespark.cuda.HostRegistration reg = org.moespark.cuda.HostRegistration.register(addr, 4L * (t + 50) * h)) {
+      assertTrue(reg.covers(addr + 4L * h, 4L * h));
+      load(s, 0, x, 0, t);
+      s.upload(0, t);
+      // chunk rows [0, 100) to result rows [0, 100), chunk rows [100, 300) to result rows [150, 350)
+      s.computeInto(0, new long[] {addr, addr + 4L * h * 150}, new int[] {0, 100}, new int[] {100, 200}, 2);
+      s.awaitOutput(0);
+      float[] got = new float[(t + 50) * h];
+      dst.asFloatBuffer().get(got);
+      float[] want = reference(l.gpu(), x, 0, t).y();
+      Tolerance.assertBitEqual(Arrays.copyOfRange(got, 0, 100 * h), Arrays.copyOfRange(want, 0, 100 * h), "run 0");
+      Tolerance.assertBitEqual(Arrays.copyOfRange(got, 150 * h, 350 * h), Arrays.copyOfRange(want, 100 * h, 300 * h),
+          "run 1");
+      for (int i = 100 * h; i < 150 * h; i++) {
+        assertTrue(Float.isNaN(got[i]), "the gap must stay untouched at " + i);
+      }
+      load(s, 1, x, 0, 10);
+      s.upload(1, 10);
+      assertThrows(IllegalArgumentException.class,
+          () -> s.computeInto(1, new long[] {addr}, new int[] {0}, new int[] {9}, 1), "runs must cover the chunk");
+    }
+  }
+
   @Test
   void misuseIsNamed() {
     MoeBlockSpec spec = MoeLayerTest.family("olmoe", 13);
