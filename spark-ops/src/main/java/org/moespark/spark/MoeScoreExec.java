@@ -38,7 +38,9 @@ import scala.reflect.ClassTag$;
  * device→host, host-side packing, and model loading. On the GPU path the copy times are device time of the
  * copies (they overlap compute: copies of one task run while another task's chunk computes), compute is
  * the wall time of {@code forwardDevice} inside the layer's lock, and {@code gpuWaitTime} is host time a
- * task spent blocked on the layer's lock (other tasks' compute) or on its own copies.
+ * task spent blocked on the layer's lock (other tasks' compute) or on its own copies. {@code hostTime}
+ * excludes the scorer calls and waiting for the model (a task whose first batch waits while another
+ * task of the executor loads the layer).
  */
 public final class MoeScoreExec extends SparkPlan implements UnaryExecNode {
   private static final long serialVersionUID = 1L;
