@@ -7,7 +7,7 @@
 # Env:   CP      class path of moespark + Spark (default: the staged .dev-sg layout, see benchmarks/spark-gpu.md)
 #        FLAGS   the JVM flags Spark needs on Java 17+ (pom.xml's moespark.jvmFlags)
 #        PY      this directory's torch_parquet_pipeline.py;  W  work dir (default /tmp/e2e);  OUT  results dir
-#        TYPE    binary|array: the embedding column, little-endian float32 binary (default) or array<float>
+#        TYPE    array|binary: the embedding column, array<float> (default) or little-endian float32 binary
 #        SKIP    space-separated steps to leave out: staging h2d sample torchwrite
 #        OUTPUT  parquet|noop|both: what the full-size GPU score job writes (default both when the disk
 #                holds input + output, else noop: 2M Mixtral rows are 34 GB of fp32 in and as much out)
@@ -56,7 +56,7 @@ nproc; free -g | head -2; df -h "$W" | tail -1
 model=$W/model-$fam; data=$W/data-$fam; head_=$W/sample-$fam
 rm -rf "$model" "$data" "$head_" "$W"/out-* "$W"/torch-out-*
 t python3 "$PY" gen-model "$fam" "$model" || exit 1
-TYPE=${TYPE:-binary}
+TYPE=${TYPE:-array}
 SKIP=${SKIP:-}
 skip() { case " $SKIP " in *" $1 "*) return 0 ;; esac; return 1; }
 bin=$([ "$TYPE" = binary ] && echo --binary)
