@@ -236,6 +236,21 @@ public final class PinnedStaging implements AutoCloseable {
     return (long) (s.d2hEnd.elapsedMsSince(s.d2hStart) * 1e6);
   }
 
+  /**
+   * Waits for every copy in flight and frees both slots (results not awaited are dropped): after a task
+   * failed midway, before the staging goes back to a pool and before memory the copies target is freed.
+   */
+  public void reset() {
+    if (closed) {
+      return;
+    }
+    Cuda.setDevice(layer.device());
+    copy.synchronize();
+    for (Slot s : slots) {
+      s.state = State.FREE;
+    }
+  }
+
   /** Rows of the slot's last upload. */
   public int rows(int slot) {
     return slot(slot).rows;

@@ -463,7 +463,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     }
 
     private void finish() {
-      releaseStaging();
+      releaseStaging(); // waits for copies in flight (a failed task) before the result memory is unpinned and freed
       for (int c = 0; c < registered.length; c++) {
         unregister(c);
       }

@@ -1,11 +1,10 @@
 package org.moespark.spark;
 
-import org.apache.spark.sql.execution.vectorized.OffHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
-import org.apache.spark.unsafe.Platform;
 
 /**
- * Writes one chunk of layer results into the operator's result vectors in bulk: chunk row {@code j} goes to
+ * Writes one chunk of layer results (routing; y on the CPU path) into the operator's result vectors in
+ * bulk (on the GPU path y arrives by DMA and only {@link #putArrays} runs): chunk row {@code j} goes to
  * batch row {@code rowsOf[j]} (ascending; bad rows of the batch leave gaps). Rows that are consecutive in
  * the batch are written with one copy per run, so a chunk without bad rows is one copy per column.
  * Vectors are {@code array<float>}/{@code array<int>} vectors whose data children were reserved for the
@@ -13,25 +12,6 @@ import org.apache.spark.unsafe.Platform;
  */
 final class ResultUnpacker {
   private ResultUnpacker() {}
-
-  /**
-   * Copies fp32 rows {@code [count, width]} at native address {@code src} into the off-heap
-   * {@code array<float>} vector {@code out}.
-   */
-  static void putFloatRows(WritableColumnVector out, int[] rowsOf, int count, long src, int width) {
-    if (!(out.arrayData() instanceof OffHeapColumnVector data)) {
-      throw new IllegalArgumentException("ResultUnpacker: the result data vector must be off-heap, got "
-          + out.arrayData().getClass().getSimpleName());
-    }
-    long dst = data.valuesNativeAddress();
-    for (int j = 0; j < count;) {
-      int e = runEnd(rowsOf, j, count);
-      int r = rowsOf[j];
-      Platform.copyMemory(null, src + 4L * j * width, null, dst + 4L * r * width, 4L * (e - j) * width);
-      j = e;
-    }
-    putArrays(out, rowsOf, count, width);
-  }
 
   /** Copies {@code src[count, width]} into the {@code array<float>} vector {@code out}. */
   static void putFloatRows(WritableColumnVector out, int[] rowsOf, int count, float[] src, int width) {

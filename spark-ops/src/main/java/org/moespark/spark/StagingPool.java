@@ -30,7 +30,9 @@ final class StagingPool {
     return PinnedStaging.create(layer, rows);
   }
 
+  /** Returns {@code s} to the pool, after waiting for its copies (a failed task may leave some in flight). */
   static void giveBack(PinnedStaging s) {
+    s.reset();
     FREE.computeIfAbsent(s.layer(), k -> new ConcurrentLinkedDeque<>()).addFirst(s);
   }
 }

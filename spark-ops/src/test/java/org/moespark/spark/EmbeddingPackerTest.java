@@ -209,16 +209,19 @@ class EmbeddingPackerTest {
     for (int i = 0; i < ids.length; i++) {
       ids[i] = i * 7;
     }
-    long src = Platform.allocateMemory(4L * y.length);
     DataType fa = DataTypes.createArrayType(DataTypes.FloatType, false);
     try (OffHeapColumnVector out = new OffHeapColumnVector(n, fa);
         OnHeapColumnVector ref = new OnHeapColumnVector(n, fa);
         OnHeapColumnVector outIds = new OnHeapColumnVector(n, DataTypes.createArrayType(DataTypes.IntegerType, false))) {
-      Platform.copyMemory(y, Platform.FLOAT_ARRAY_OFFSET, null, src, 4L * y.length);
       out.arrayData().reserve(n * w);
       ref.arrayData().reserve(n * w);
       outIds.arrayData().reserve(n * 2);
-      ResultUnpacker.putFloatRows(out, rowsOf, count, src, w);
+      // the GPU path: y rows land by DMA at element r * w of the off-heap data, then only the arrays are set
+      long dst = ((OffHeapColumnVector) out.arrayData()).valuesNativeAddress();
+      for (int j = 0; j < count; j++) {
+        Platform.copyMemory(y, Platform.FLOAT_ARRAY_OFFSET + 4L * j * w, null, dst + 4L * rowsOf[j] * w, 4L * w);
+      }
+      ResultUnpacker.putArrays(out, rowsOf, count, w);
       ResultUnpacker.putFloatRows(ref, rowsOf, count, y, w);
       ResultUnpacker.putIntRows(outIds, rowsOf, count, ids, 2);
       for (int j = 0; j < count; j++) {
@@ -229,8 +232,6 @@ class EmbeddingPackerTest {
         assertArrayEquals(new int[] {ids[2 * j], ids[2 * j + 1]}, outIds.getArray(r).toIntArray(), "ids row " + r);
       }
       assertNotNull(out.getArray(0));
-    } finally {
-      Platform.freeMemory(src);
     }
   }
 }
