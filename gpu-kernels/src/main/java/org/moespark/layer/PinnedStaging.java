@@ -69,8 +69,9 @@ public final class PinnedStaging implements AutoCloseable {
   }
 
   /**
-   * Allocates two slots of {@code capacity} rows of fp32 {@code [capacity, H]} in pinned host memory and
-   * on the layer's device (4 × 4·capacity·H bytes each side).
+   * Allocates two slots of {@code capacity} rows of fp32 {@code [capacity, H]}: input and output on the
+   * layer's device, the input in pinned host memory (the pinned output only when {@link #compute} is
+   * used: {@link #computeInto} copies y to the caller's memory).
    */
   public static PinnedStaging create(MoeLayerGpu layer, int capacity) {
     if (layer == null) {
@@ -86,8 +87,7 @@ public final class PinnedStaging implements AutoCloseable {
       for (int i = 0; i < 2; i++) {
         Slot sl = new Slot();
         s.slots[i] = sl;
-        sl.xh = PinnedBuffer.allocate(bytes);
-        sl.yh = PinnedBuffer.allocate(bytes);
+        sl.xh = PinnedBuffer.allocate(bytes); // yh: on first use (computeInto callers never need it)
         sl.xd = s.alloc.allocate(bytes, "staged x fp32, slot " + i);
         sl.yd = s.alloc.allocate(bytes, "staged y fp32, slot " + i);
         sl.h2dStart = CudaEvent.create();
@@ -138,12 +138,19 @@ public final class PinnedStaging implements AutoCloseable {
 
   /** Slot {@code slot}'s pinned output as a little-endian buffer (same memory as {@link #outputAddress}). */
   public java.nio.ByteBuffer outputBuffer(int slot) {
-    return slot(slot).yh.buffer();
+    return output(slot(slot)).buffer();
   }
 
   /** Native address of slot {@code slot}'s pinned output y, fp32 {@code [rows, H]}; valid after {@link #awaitOutput}. */
   public long outputAddress(int slot) {
-    return slot(slot).yh.address();
+    return output(slot(slot)).address();
+  }
+
+  private PinnedBuffer output(Slot s) {
+    if (s.yh == null) {
+      s.yh = PinnedBuffer.allocate(4L * capacity * hidden);
+    }
+    return s.yh;
   }
 
   /** Enqueues the host→device copy of the first {@code rows} rows of the slot's input; returns at once. */
@@ -213,7 +220,7 @@ public final class PinnedStaging implements AutoCloseable {
     long bytes = 4L * s.rows * hidden;
     s.d2hStart.record(copy);
     if (runs == 0) {
-      s.yd.copyToAsync(s.yh, 0, 0, bytes, copy);
+      s.yd.copyToAsync(output(s), 0, 0, bytes, copy);
     } else {
       long rowBytes = 4L * hidden;
       for (int i = 0; i < runs; i++) {
