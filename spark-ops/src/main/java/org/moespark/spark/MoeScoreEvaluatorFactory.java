@@ -198,7 +198,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       }
       int[][] rows = rowsOf[c];
       WritableColumnVector yv = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      long yAddr = registerY(c, yv, cap, hidden);
+      long yAddr = registerY(c, yv, Math.max(n, cap), hidden); // all n rows: an input batch may exceed cap
       EmbeddingPacker packer = new EmbeddingPacker(batch.column(call.inputOrdinal()), call.inputKind(), hidden);
       int[] filled = new int[2];
       PinnedStaging.Result[] pending = new PinnedStaging.Result[2];
@@ -262,12 +262,12 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     }
 
     /**
-     * Reserves the y data of the result vector for {@code cap} rows and page-locks it once (re-registering
-     * only if the vector was reallocated), so that the device→host copies land in it directly.
+     * Reserves the y data of the result vector for {@code rows} rows and page-locks it once (re-registering
+     * only if the vector was reallocated or grew), so that the device→host copies land in it directly.
      */
-    private long registerY(int c, WritableColumnVector y, int cap, int hidden) {
-      long bytes = 4L * cap * hidden;
-      y.arrayData().reserve(Math.multiplyExact(cap, hidden));
+    private long registerY(int c, WritableColumnVector y, int rows, int hidden) {
+      long bytes = 4L * rows * hidden;
+      y.arrayData().reserve(Math.multiplyExact(rows, hidden));
       long addr = ((OffHeapColumnVector) y.arrayData()).valuesNativeAddress();
       HostRegistration r = registered[c];
       if (r == null || !r.covers(addr, bytes)) {
