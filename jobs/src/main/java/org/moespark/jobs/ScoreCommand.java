@@ -24,7 +24,15 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.sql.execution.QueryExecution;
+import org.apache.spark.sql.execution.SparkPlan;
+import org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec;
+import org.apache.spark.sql.execution.adaptive.QueryStageExec;
+import org.apache.spark.sql.execution.metric.SQLMetric;
+import org.apache.spark.sql.util.QueryExecutionListener;
+import org.moespark.spark.MoeConf;
 import org.moespark.spark.MoeExtensions;
+import org.moespark.spark.MoeScoreExec;
 import org.moespark.spark.MoeScoreExpr;
 
 /**
@@ -34,7 +42,8 @@ import org.moespark.spark.MoeScoreExpr;
  * <pre>
  * moe score --model DIR --layer N --input PARQUET --output PARQUET [--input-col embedding] [--id-col id]
  *           [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16] [--bad-rows error|skip|null]
- *           [--partitions P] [--overwrite] [--master M] [--progress-seconds S]
+ *           [--partitions P] [--overwrite] [--master M] [--progress-seconds S] [--format parquet|noop]
+ *           [--explain]
  * </pre>
  *
  * Output (the contract {@code moe stats} reads): Parquet with the id column (its input name and type),
@@ -44,6 +53,14 @@ import org.moespark.spark.MoeScoreExpr;
  * (so they override {@code spark.moespark.*} session settings for this job only); unset ones fall back to the
  * session conf. {@code --model} is any URI {@code moe_score} accepts (a local directory visible to every
  * executor, an HDFS/S3 URI, or a directory shipped with {@code --files}).
+ *
+ * <p>{@code --format noop} runs the whole job but discards the rows (Spark's {@code noop} sink: benchmarks
+ * that must not measure the Parquet writer or fill the disk). {@code --explain} prints the executed physical
+ * plan and the SQL metrics of the {@code MoeScoreExec} operator(s) after the job (which backend ran, where
+ * the time went). Unless {@code spark.sql.parquet.columnarReaderBatchSize} is set, a job that may run on
+ * the GPU reads Parquet in batches of the GPU batch size ({@code --batch-rows}, else
+ * {@link MoeConf#DEFAULT_GPU_BATCH_ROWS}): input batches are never merged, so the reader's batch bounds the
+ * rows per GPU call.
  *
  * <p>While the job runs a line of progress is printed every {@code --progress-seconds} (rows written,
  * rows/s; one row = one token, so tokens/s is the same number; expert assignments/s = K × that). Records
@@ -65,11 +82,12 @@ final class ScoreCommand implements Main.Command {
       out.println("usage: moe score --model DIR --layer N --input PARQUET --output PARQUET [--input-col embedding]");
       out.println("                 [--id-col id] [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16]");
       out.println("                 [--bad-rows error|skip|null] [--partitions P] [--overwrite] [--master M]");
-      out.println("                 [--progress-seconds S (10; 0 = off)]");
+      out.println("                 [--progress-seconds S (10; 0 = off)] [--format parquet|noop] [--explain]");
       return 0;
     }
     Args a = new Args("score", argv, Set.of("model", "layer", "input", "output", "input-col", "id-col", "backend",
-        "batch-rows", "compute", "bad-rows", "partitions", "master", "progress-seconds"), Set.of("overwrite"));
+        "batch-rows", "compute", "bad-rows", "partitions", "master", "progress-seconds", "format"),
+        Set.of("overwrite", "explain"));
     if (!a.positional().isEmpty()) {
       throw new Main.UsageException("unexpected arguments: " + String.join(" ", a.positional()));
     }
@@ -77,10 +95,20 @@ final class ScoreCommand implements Main.Command {
         a.required("output"), a.string("input-col", "embedding"), a.string("id-col", "id"), callOptions(a),
         a.has("partitions") ? a.intValue("partitions", 0, 1, 1 << 20) : 0, a.flag("overwrite"));
     double progressSeconds = a.doubleValue("progress-seconds", 10, 0, 86400);
+    String format = a.choice("format", "parquet", "parquet", "noop");
+    boolean explain = a.flag("explain");
 
     try (JobSession js = JobSession.open("moe score", a.string("master", null))) {
       SparkSession spark = js.spark();
       MoeExtensions.install(spark);
+      String backend = o.callOptions().getOrDefault("backend", spark.conf().get(MoeConf.BACKEND, "auto"));
+      if (!backend.equals("cpu") && !spark.conf().contains(READER_BATCH)) {
+        String rows = o.callOptions().getOrDefault("batchRows", spark.conf().get(MoeConf.BATCH_ROWS,
+            Integer.toString(MoeConf.DEFAULT_GPU_BATCH_ROWS)));
+        spark.conf().set(READER_BATCH, rows);
+      }
+      PlanCapture plans = new PlanCapture();
+      spark.listenerManager().register(plans);
       Dataset<Row> in = spark.read().parquet(o.input());
       long rows = in.count(); // from Parquet footers
       Dataset<Row> scored = scored(in, o);
@@ -88,19 +116,107 @@ final class ScoreCommand implements Main.Command {
       long t0 = System.nanoTime();
       try {
         progress.start();
-        scored.write().mode(o.overwrite() ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(o.output());
+        if (format.equals("noop")) {
+          scored.write().format("noop").mode(SaveMode.Overwrite).save();
+        } else {
+          scored.write().mode(o.overwrite() ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(o.output());
+        }
       } finally {
         progress.stop();
       }
       double s = (System.nanoTime() - t0) / 1e9;
-      long written = spark.read().parquet(o.output()).count();
+      long written = format.equals("noop") ? plans.outputRows() : spark.read().parquet(o.output()).count();
+      spark.listenerManager().unregister(plans);
+      if (explain) {
+        plans.print(out);
+      }
       out.printf(Locale.ROOT, "score: %,d rows in, %,d rows out (model %s, layer %d, input column %s, options %s)%n",
           rows, written, o.model(), o.layer(), o.inputCol(), o.callOptions().isEmpty() ? "session defaults"
               : o.callOptions());
       out.printf(Locale.ROOT, "score: %.1f s, %,.0f rows/s = tokens/s -> %s%n", s, written / Math.max(s, 1e-9),
-          o.output());
+          format.equals("noop") ? "noop (discarded)" : o.output());
     }
     return 0;
+  }
+
+  static final String READER_BATCH = "spark.sql.parquet.columnarReaderBatchSize";
+
+  /** Keeps the executed plan of the write and prints it with the MoeScoreExec metrics ({@code --explain}). */
+  static final class PlanCapture implements QueryExecutionListener {
+    private volatile QueryExecution last;
+
+    @Override
+    public void onSuccess(String funcName, QueryExecution qe, long durationNs) {
+      List<MoeScoreExec> found = new ArrayList<>();
+      collect(qe.executedPlan(), found);
+      if (!found.isEmpty()) { // the scoring write, not the row count after it
+        last = qe;
+      }
+    }
+
+    @Override
+    public void onFailure(String funcName, QueryExecution qe, Exception exception) {}
+
+    /** Rows out of the scoring operator(s) of the captured write, or -1 when none was captured. */
+    long outputRows() {
+      await();
+      if (last == null) {
+        return -1;
+      }
+      List<MoeScoreExec> found = new ArrayList<>();
+      collect(last.executedPlan(), found);
+      return found.isEmpty() ? -1 : found.get(0).metricsInOrder().get("numOutputRows").value();
+    }
+
+    private void await() {
+      // listener events are delivered asynchronously: give the bus a moment
+      for (int i = 0; i < 50 && last == null; i++) {
+        try {
+          Thread.sleep(100);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+    }
+
+    void print(PrintStream out) {
+      await();
+      if (last == null) {
+        out.println("score: no executed plan captured");
+        return;
+      }
+      SparkPlan p = last.executedPlan();
+      out.println("score: executed plan:");
+      out.println(p.treeString());
+      List<MoeScoreExec> found = new ArrayList<>();
+      collect(p, found);
+      for (MoeScoreExec e : found) {
+        out.println("score: MoeScoreExec SQL metrics:");
+        e.metricsInOrder().forEach((name, m) -> {
+          boolean nanos = "nsTiming".equals(m.metricType());
+          out.printf(Locale.ROOT, "score:   %-18s %-14s %s%n", name, nanos
+              ? String.format(Locale.ROOT, "%.1f ms", m.value() / 1e6) : String.format(Locale.ROOT, "%,d", m.value()),
+              m.name().isDefined() ? m.name().get() : "");
+        });
+      }
+    }
+
+    private static void collect(SparkPlan p, List<MoeScoreExec> found) {
+      if (p instanceof MoeScoreExec e) {
+        found.add(e);
+      }
+      if (p instanceof AdaptiveSparkPlanExec a) {
+        collect(a.executedPlan(), found);
+      }
+      if (p instanceof QueryStageExec q) {
+        collect(q.plan(), found);
+      }
+      scala.collection.Iterator<SparkPlan> it = p.children().iterator();
+      while (it.hasNext()) {
+        collect(it.next(), found);
+      }
+    }
   }
 
   /** The validated options of one score job. {@code partitions} 0 = keep the input partitioning. */

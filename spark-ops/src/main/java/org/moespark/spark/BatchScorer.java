@@ -27,6 +27,16 @@ public interface BatchScorer {
   Scores score(float[] x, int rows);
 
   /**
+   * The device-resident layer behind this scorer when it runs on a GPU, else null (the default). With a
+   * device layer the operator skips {@link #score}: it packs the column vectors straight into pinned
+   * staging ({@code org.moespark.layer.PinnedStaging}) and runs {@code MoeLayerGpu.forwardDevice}, routing
+   * on the device, with copies overlapped with compute.
+   */
+  default org.moespark.layer.MoeLayerGpu deviceLayer() {
+    return null;
+  }
+
+  /**
    * One batch's results plus where the time went. {@code y [rows, hidden]}, {@code topkIds [rows, topK]},
    * {@code topkWeights [rows, topK]}, row-major. Times in nanoseconds; a CPU scorer reports all its time
    * as compute.

@@ -15,8 +15,9 @@ import java.util.function.Function;
  *   <tr><th>key</th><th>default</th><th>meaning</th></tr>
  *   <tr><td>{@value #BACKEND}</td><td>auto</td><td>auto|cpu|gpu; auto uses the GPU when usable, else the
  *   CPU (reason logged); gpu fails when no GPU is usable</td></tr>
- *   <tr><td>{@value #BATCH_ROWS}</td><td>4096</td><td>most rows per call of the layer; an input batch
- *   larger than this is scored in several calls. Input batches are not merged: raise
+ *   <tr><td>{@value #BATCH_ROWS}</td><td>4096 on the CPU, 16384 on the GPU</td><td>most rows per call of
+ *   the layer (on the GPU: rows per pinned staging slot); an input batch larger than this is scored in
+ *   several calls. Input batches are not merged: raise
  *   {@code spark.sql.parquet.columnarReaderBatchSize} (Parquet) or
  *   {@code spark.sql.inMemoryColumnarStorage.batchSize} (row inputs) for larger GPU batches</td></tr>
  *   <tr><td>{@value #BAD_ROWS}</td><td>error</td><td>error|skip|null for null, wrong-width or
@@ -35,17 +36,35 @@ public final class MoeConf {
   public static final String LOADER = PREFIX + "loader";
 
   public static final String DEFAULT_LOADER = "org.moespark.spark.MoeLayerLoader";
+  /** Rows per layer call on the CPU when {@value #BATCH_ROWS} is unset. */
   public static final int DEFAULT_BATCH_ROWS = 4096;
+  /**
+   * Rows per layer call on the GPU when {@value #BATCH_ROWS} is unset: large enough that the grouped GEMMs
+   * fill the H100 (OLMoE-sized layers reach their tokens/s plateau around 16k tokens, benchmarks/layer-gpu.md),
+   * small enough that each task's staging (4 buffers of rows × hidden × 4 bytes, pinned and on the device)
+   * stays at 0.5 GiB for hidden 2048 and 1 GiB for hidden 4096.
+   */
+  public static final int DEFAULT_GPU_BATCH_ROWS = 16384;
 
   private MoeConf() {}
 
-  /** The settings of one {@code moe_score} call, resolved on the driver. */
+  /**
+   * The settings of one {@code moe_score} call, resolved on the driver.
+   *
+   * @param batchRows most rows per layer call; 0 = unset: the backend's default, decided on the executor
+   *     ({@link #DEFAULT_BATCH_ROWS} on the CPU, {@link #DEFAULT_GPU_BATCH_ROWS} on the GPU)
+   */
   public record Settings(MoeBackend backend, int batchRows, BadRowPolicy badRows, String compute, String loader)
       implements java.io.Serializable {
     public Settings {
-      if (batchRows <= 0) {
+      if (batchRows < 0) {
         throw new IllegalArgumentException(BATCH_ROWS + " must be > 0, got " + batchRows);
       }
+    }
+
+    /** Rows per layer call on the given backend ({@code gpu} true: the GPU). */
+    public int batchRowsFor(boolean gpu) {
+      return batchRows > 0 ? batchRows : gpu ? DEFAULT_GPU_BATCH_ROWS : DEFAULT_BATCH_ROWS;
     }
   }
 
@@ -64,7 +83,7 @@ public final class MoeConf {
       }
     }
     String backend = pick(options, "backend", conf, BACKEND, "auto");
-    String batch = pick(options, "batchRows", conf, BATCH_ROWS, Integer.toString(DEFAULT_BATCH_ROWS));
+    String batch = pick(options, "batchRows", conf, BATCH_ROWS, "0"); // 0: the backend's default
     String bad = pick(options, "badRows", conf, BAD_ROWS, "error");
     String compute = pick(options, "compute", conf, COMPUTE, "fp32").trim().toLowerCase(Locale.ROOT);
     String loader = conf.apply(LOADER);
@@ -73,6 +92,9 @@ public final class MoeConf {
       batchRows = Integer.parseInt(batch.trim());
     } catch (NumberFormatException e) {
       throw new IllegalArgumentException(BATCH_ROWS + " must be a positive integer, got '" + batch + "'", e);
+    }
+    if (batchRows <= 0 && !batch.equals("0")) {
+      throw new IllegalArgumentException(BATCH_ROWS + " must be > 0, got " + batchRows);
     }
     if (!compute.equals("fp32") && !compute.equals("bf16")) {
       throw new IllegalArgumentException(COMPUTE + " must be fp32 or bf16, got '" + compute + "'");

@@ -103,6 +103,11 @@ public final class MoeLayerLoader implements ScorerLoader {
     }
 
     @Override
+    public org.moespark.layer.MoeLayerGpu deviceLayer() {
+      return gpu ? layer.gpu() : null;
+    }
+
+    @Override
     public Scores score(float[] x, int rows) {
       if (gpu) {
         Cuda.setDevice(device); // the CUDA current device is per thread; Spark runs tasks on pooled threads

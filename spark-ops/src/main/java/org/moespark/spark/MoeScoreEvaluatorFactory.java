@@ -8,11 +8,15 @@ import org.apache.spark.PartitionEvaluatorFactory;
 import org.apache.spark.TaskContext;
 import org.apache.spark.resource.ResourceInformation;
 import org.apache.spark.sql.execution.metric.SQLMetric;
+import org.apache.spark.sql.execution.vectorized.OffHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.OnHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
 import org.apache.spark.util.TaskCompletionListener;
+import org.moespark.cuda.HostRegistration;
+import org.moespark.layer.MoeLayerGpu;
+import org.moespark.layer.PinnedStaging;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import scala.collection.AbstractIterator;
@@ -23,6 +27,15 @@ import scala.collection.Iterator;
  * embedding column straight from the column vectors ({@link EmbeddingReader}: no row conversion, no
  * boxing), score the good rows in chunks of at most
  * {@code batchRows}, and return the input columns plus one result column per call.
+ *
+ * <p>GPU path (the scorer has a {@link BatchScorer#deviceLayer}): rows are packed from the column vectors
+ * straight into the pinned input of a {@link PinnedStaging} slot ({@link EmbeddingPacker}: one memory copy
+ * per row, bad rows handled by the same policy as on the CPU), uploaded on the staging's copy stream while
+ * the previous chunk computes, run with {@code MoeLayerGpu.forwardDevice} (device routing), and y is copied
+ * by DMA straight into the off-heap result vector, which is page-locked once per task
+ * ({@link HostRegistration}); one copy per run of consecutive good rows. The CPU never reads pinned memory. Two slots
+ * alternate: chunk i+1 is packed and its upload enqueued before chunk i computes. The staging is borrowed
+ * from {@link StagingPool} for the partition.
  */
 final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<ColumnarBatch, ColumnarBatch> {
   private static final long serialVersionUID = 1L;
@@ -50,6 +63,9 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private final Map<String, SQLMetric> m;
     private final BatchScorer[] scorers;
     private final WritableColumnVector[] outs;
+    private final PinnedStaging[] staging;
+    private final HostRegistration[] registered; // the page-locked y data of outs[c] (GPU path)
+    private final int[][][] rowsOf;
     private long rowBase;
     private long badRows;
     private long skipped;
@@ -63,6 +79,9 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       this.m = metrics;
       this.scorers = new BatchScorer[calls.size()];
       this.outs = new WritableColumnVector[calls.size()];
+      this.staging = new PinnedStaging[calls.size()];
+      this.registered = new HostRegistration[calls.size()];
+      this.rowsOf = new int[calls.size()][][];
       TaskContext tc = TaskContext.get();
       if (tc != null) {
         tc.addTaskCompletionListener((TaskCompletionListener) ctx -> finish());
@@ -71,7 +90,20 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
 
     @Override
     public boolean hasNext() {
-      return in.hasNext();
+      boolean more = in.hasNext();
+      if (!more) {
+        releaseStaging(); // the partition is done: other tasks may use the pinned buffers now
+      }
+      return more;
+    }
+
+    private void releaseStaging() {
+      for (int c = 0; c < staging.length; c++) {
+        if (staging[c] != null) {
+          StagingPool.giveBack(staging[c]);
+          staging[c] = null;
+        }
+      }
     }
 
     @Override
@@ -83,6 +115,9 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       boolean[] drop = new boolean[n];
       long scorerNanos = 0;
       for (int c = 0; c < calls.size(); c++) {
+        long s0 = System.nanoTime();
+        scorer(c); // the first batch loads the model or waits for another task loading it: not host work
+        scorerNanos += System.nanoTime() - s0;
         scorerNanos += scoreCall(c, batch, n, drop);
       }
       int kept = 0;
@@ -115,11 +150,15 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private long scoreCall(int c, ColumnarBatch batch, int n, boolean[] drop) {
       CallPlan call = calls.get(c);
       BatchScorer scorer = scorer(c);
+      MoeLayerGpu device = scorer.deviceLayer();
+      if (device != null) {
+        return scoreCallStaged(c, batch, n, drop, device);
+      }
       int hidden = scorer.hiddenSize();
       int topK = scorer.topK();
-      WritableColumnVector out = output(c, n, hidden, topK);
+      WritableColumnVector out = output(c, n, hidden, topK, false);
       ColumnVector col = batch.column(call.inputOrdinal());
-      int chunk = Math.max(1, Math.min(call.settings().batchRows(), n));
+      int chunk = Math.max(1, Math.min(call.settings().batchRowsFor(false), n));
       float[] x = new float[Math.multiplyExact(chunk, hidden)];
       int[] rowsOf = new int[chunk];
       int filled = 0;
@@ -140,6 +179,166 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         scorerNanos += run(scorer, call, Arrays.copyOf(x, filled * hidden), filled, rowsOf, out, hidden, topK);
       }
       return scorerNanos;
+    }
+
+    /**
+     * The GPU path of call {@code c} (see the class comment); returns the nanoseconds not spent packing or
+     * unpacking (GPU compute and waits), so that {@code hostTime} stays the host-side work.
+     */
+    private long scoreCallStaged(int c, ColumnarBatch batch, int n, boolean[] drop, MoeLayerGpu layer) {
+      CallPlan call = calls.get(c);
+      int hidden = layer.hiddenSize();
+      int topK = layer.topK();
+      WritableColumnVector out = output(c, n, hidden, topK, true);
+      int cap = Math.max(1, Math.min(call.settings().batchRowsFor(true), (int) (Integer.MAX_VALUE / (4L * hidden))));
+      PinnedStaging st = staging(c, layer, cap);
+      int chunk = Math.min(cap, Math.max(1, n));
+      if (rowsOf[c] == null || rowsOf[c][0].length < chunk) {
+        rowsOf[c] = new int[][] {new int[chunk], new int[chunk]};
+      }
+      int[][] rows = rowsOf[c];
+      WritableColumnVector yv = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
+      long yAddr = registerY(c, yv, Math.max(n, cap), hidden); // all n rows: an input batch may exceed cap
+      EmbeddingPacker packer = new EmbeddingPacker(batch.column(call.inputOrdinal()), call.inputKind(), hidden);
+      int[] filled = new int[2];
+      PinnedStaging.Result[] pending = new PinnedStaging.Result[2];
+      long deviceNanos = 0;
+      int[] next = {0};
+      filled[0] = pack(packer, call, st, 0, rows[0], chunk, next, n, drop, out);
+      if (filled[0] > 0) {
+        st.upload(0, filled[0]);
+      }
+      int cur = 0;
+      while (filled[cur] > 0) {
+        int other = 1 - cur;
+        if (pending[other] != null) { // the other slot's last chunk: its y comes back while we pack
+          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK);
+          pending[other] = null;
+        }
+        filled[other] = next[0] < n ? pack(packer, call, st, other, rows[other], chunk, next, n, drop, out) : 0;
+        if (filled[other] > 0) {
+          st.upload(other, filled[other]); // overlaps the compute of the current slot
+        }
+        long t1 = System.nanoTime();
+        int runs = runs(rows[cur], filled[cur], yAddr, hidden);
+        pending[cur] = st.computeInto(cur, runDst, runFrom, runCount, runs); // y lands in the result vector
+        deviceNanos += System.nanoTime() - t1;
+        cur = other;
+      }
+      for (int k = 0; k < 2; k++) {
+        int sl = (cur + k) % 2; // the older pending slot first
+        if (pending[sl] != null) {
+          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK);
+          pending[sl] = null;
+        }
+      }
+      return deviceNanos;
+    }
+
+    private long[] runDst = new long[0];
+    private int[] runFrom = new int[0];
+    private int[] runCount = new int[0];
+
+    /** Splits a chunk's rows into runs of consecutive batch rows: y row destinations in the result vector. */
+    private int runs(int[] rows, int count, long yAddr, int hidden) {
+      if (runDst.length < count) {
+        runDst = new long[count];
+        runFrom = new int[count];
+        runCount = new int[count];
+      }
+      int n = 0;
+      for (int j = 0; j < count;) {
+        int e = j + 1;
+        while (e < count && rows[e] == rows[e - 1] + 1) {
+          e++;
+        }
+        runDst[n] = yAddr + 4L * hidden * rows[j];
+        runFrom[n] = j;
+        runCount[n] = e - j;
+        n++;
+        j = e;
+      }
+      return n;
+    }
+
+    /**
+     * Reserves the y data of the result vector for {@code rows} rows and page-locks it once (re-registering
+     * only if the vector was reallocated or grew), so that the device→host copies land in it directly.
+     */
+    private long registerY(int c, WritableColumnVector y, int rows, int hidden) {
+      long bytes = 4L * rows * hidden;
+      y.arrayData().reserve(Math.multiplyExact(rows, hidden));
+      long addr = ((OffHeapColumnVector) y.arrayData()).valuesNativeAddress();
+      HostRegistration r = registered[c];
+      if (r == null || !r.covers(addr, bytes)) {
+        if (r != null) {
+          r.close();
+        }
+        long t0 = System.nanoTime();
+        registered[c] = HostRegistration.register(addr, bytes);
+        LOG.debug("moe_score: page-locked {} MB of result vector in {} ms", bytes >> 20, (System.nanoTime() - t0) / 1_000_000);
+      }
+      return addr;
+    }
+
+    private void unregister(int c) {
+      if (registered[c] != null) {
+        registered[c].close();
+        registered[c] = null;
+      }
+    }
+
+    /** Packs the next good rows from {@code next[0]} into the slot's pinned input; returns how many. */
+    private int pack(EmbeddingPacker packer, CallPlan call, PinnedStaging st, int slot, int[] rows, int chunk,
+        int[] next, int n, boolean[] drop, WritableColumnVector out) {
+      long base = st.inputAddress(slot);
+      long rowBytes = 4L * st.hiddenSize();
+      int filled = 0;
+      int r = next[0];
+      for (; r < n && filled < chunk; r++) {
+        String why = packer.pack(r, base + rowBytes * filled);
+        if (why != null) {
+          bad(call, r, why, drop, out);
+          continue;
+        }
+        rows[filled++] = r;
+      }
+      next[0] = r;
+      return filled;
+    }
+
+    /** Waits for the slot's y, writes it and the routing into the result vectors; returns the wait in ns. */
+    private long drain(PinnedStaging st, int slot, PinnedStaging.Result res, int[] rows, WritableColumnVector out,
+        CallPlan call, int hidden, int topK) {
+      long t0 = System.nanoTime();
+      long d2h = st.awaitOutput(slot);
+      long waited = System.nanoTime() - t0;
+      int count = res.rows();
+      WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
+      ResultUnpacker.putArrays(y, rows, count, hidden); // the values are already there (computeInto)
+      if (call.routed()) {
+        ResultUnpacker.putIntRows((WritableColumnVector) out.getChild(1), rows, count, res.topkIds(), topK);
+        ResultUnpacker.putFloatRows((WritableColumnVector) out.getChild(2), rows, count, res.topkWeights(), topK);
+      }
+      m.get("numTokens").add(count);
+      m.get("numBatches").add(1);
+      m.get("numGpuBatches").add(1);
+      m.get("hostToDeviceTime").add(res.hostToDeviceNanos());
+      m.get("computeTime").add(res.computeNanos());
+      m.get("deviceToHostTime").add(d2h);
+      m.get("gpuWaitTime").add(res.waitNanos() + waited);
+      return waited;
+    }
+
+    private PinnedStaging staging(int c, MoeLayerGpu layer, int cap) {
+      if (staging[c] != null && staging[c].capacity() < cap) {
+        StagingPool.giveBack(staging[c]);
+        staging[c] = null;
+      }
+      if (staging[c] == null) {
+        staging[c] = StagingPool.borrow(layer, cap);
+      }
+      return staging[c];
     }
 
     private long run(BatchScorer scorer, CallPlan call, float[] x, int rows, int[] rowsOf, WritableColumnVector out,
@@ -211,12 +410,21 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       return scorers[c];
     }
 
-    /** The (reused) result vector of call {@code c}, reset for a batch of {@code n} rows. */
-    private WritableColumnVector output(int c, int n, int hidden, int topK) {
+    /**
+     * The (reused) result vector of call {@code c}, reset for a batch of {@code n} rows; off-heap for the GPU
+     * path (results are copied in from pinned memory).
+     */
+    private WritableColumnVector output(int c, int n, int hidden, int topK, boolean offHeap) {
       CallPlan call = calls.get(c);
       WritableColumnVector v = outs[c];
+      if (v != null && (v instanceof OffHeapColumnVector) != offHeap) {
+        unregister(c);
+        v.close();
+        v = null;
+      }
       if (v == null) {
-        v = new OnHeapColumnVector(Math.max(n, 1), call.routed() ? MoeScoreExpr.ROUTED_TYPE : MoeScoreExpr.SCORE_TYPE);
+        org.apache.spark.sql.types.DataType t = call.routed() ? MoeScoreExpr.ROUTED_TYPE : MoeScoreExpr.SCORE_TYPE;
+        v = offHeap ? new OffHeapColumnVector(Math.max(n, 1), t) : new OnHeapColumnVector(Math.max(n, 1), t);
         outs[c] = v;
       } else {
         v.reset();
@@ -255,6 +463,10 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     }
 
     private void finish() {
+      releaseStaging(); // waits for copies in flight (a failed task) before the result memory is unpinned and freed
+      for (int c = 0; c < registered.length; c++) {
+        unregister(c);
+      }
       for (WritableColumnVector v : outs) {
         if (v != null) {
           v.close();

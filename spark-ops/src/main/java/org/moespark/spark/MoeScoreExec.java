@@ -35,7 +35,12 @@ import scala.reflect.ClassTag$;
  *
  * <p>SQL metrics (Spark UI): input/output rows, tokens scored, scorer calls (batches) in total and per
  * backend (GPU vs CPU), bad rows (and how many were skipped or nulled), time host→device, compute,
- * device→host, host-side packing, and model loading.
+ * device→host, host-side packing, and model loading. On the GPU path the copy times are device time of the
+ * copies (they overlap compute: copies of one task run while another task's chunk computes), compute is
+ * the wall time of {@code forwardDevice} inside the layer's lock, and {@code gpuWaitTime} is host time a
+ * task spent blocked on the layer's lock (other tasks' compute) or on its own copies. {@code hostTime}
+ * excludes the scorer calls and waiting for the model (a task whose first batch waits while another
+ * task of the executor loads the layer).
  */
 public final class MoeScoreExec extends SparkPlan implements UnaryExecNode {
   private static final long serialVersionUID = 1L;
@@ -128,11 +133,17 @@ public final class MoeScoreExec extends SparkPlan implements UnaryExecNode {
       m.put("hostToDeviceTime", SQLMetrics.createNanoTimingMetric(sc, "time host to device", -1L));
       m.put("computeTime", SQLMetrics.createNanoTimingMetric(sc, "time in MoE compute", -1L));
       m.put("deviceToHostTime", SQLMetrics.createNanoTimingMetric(sc, "time device to host", -1L));
+      m.put("gpuWaitTime", SQLMetrics.createNanoTimingMetric(sc, "time waiting for the GPU (lock, copies)", -1L));
       m.put("hostTime", SQLMetrics.createNanoTimingMetric(sc, "time packing and unpacking batches", -1L));
       m.put("modelLoadTime", SQLMetrics.createNanoTimingMetric(sc, "time loading models", -1L));
       metricsJava = m;
     }
     return metricsJava;
+  }
+
+  /** The SQL metrics by name, in the order the Spark UI lists them (job summaries, tests). */
+  public Map<String, SQLMetric> metricsInOrder() {
+    return java.util.Collections.unmodifiableMap(metricsJava());
   }
 
   @Override

@@ -24,8 +24,10 @@ import org.moespark.testing.Tolerance;
 
 /**
  * Comet-style check on the GPU machine: the same query with {@code backend=cpu} and {@code backend=gpu}
- * agree (fp32 tolerance), and the GPU path really ran (every scorer batch counted as a GPU batch).
- * Skipped when the CUDA library is unavailable or MoeLayer has no GPU backend yet.
+ * agree, and the GPU path really ran (every scorer batch counted as a GPU batch). The GPU layer runs
+ * bf16 GEMMs and routes on the device from bf16-rounded router inputs, so the contract is bf16 agreement
+ * on the tokens routed alike (near-tied experts may swap: at least 90% must route alike), as in
+ * MoeLayerGpuTest. Skipped when the CUDA library is unavailable or MoeLayer has no GPU backend yet.
  */
 @Tag("gpu")
 class MoeScoreGpuTest {
@@ -54,13 +56,14 @@ class MoeScoreGpuTest {
     }
   }
 
-  static Map<Integer, float[]> run(String backend, long[] batches) {
-    Dataset<Row> df = spark.sql("SELECT id, moe_score(embedding, '" + uri + "', 0, map('backend', '" + backend
+  /** id → routed struct (output, topk_ids, topk_weights). */
+  static Map<Integer, Row> run(String backend, long[] batches) {
+    Dataset<Row> df = spark.sql("SELECT id, moe_score_routed(embedding, '" + uri + "', 0, map('backend', '" + backend
         + "')) FROM qwen_emb");
-    Map<Integer, float[]> out = new HashMap<>();
+    Map<Integer, Row> out = new HashMap<>();
     List<Row> rows = df.collectAsList();
     for (Row r : rows) {
-      out.put(r.getInt(0), Fixtures.floats(r.getList(1)));
+      out.put(r.getInt(0), r.getStruct(1));
     }
     MoeScoreExec e = Fixtures.exec(df);
     batches[0] = Fixtures.metric(e, "numBatches");
@@ -72,12 +75,19 @@ class MoeScoreGpuTest {
   void gpuAgreesWithCpuAndReallyRanOnTheGpu() {
     long[] cpuB = new long[2];
     long[] gpuB = new long[2];
-    Map<Integer, float[]> cpu = run("cpu", cpuB);
-    Map<Integer, float[]> gpu = run("gpu", gpuB);
+    Map<Integer, Row> cpu = run("cpu", cpuB);
+    Map<Integer, Row> gpu = run("gpu", gpuB);
     assertEquals(cpu.keySet(), gpu.keySet());
-    for (Map.Entry<Integer, float[]> e : cpu.entrySet()) {
-      Tolerance.FP32.assertClose(gpu.get(e.getKey()), e.getValue(), "row " + e.getKey());
+    int same = 0;
+    for (Map.Entry<Integer, Row> e : cpu.entrySet()) {
+      Row g = gpu.get(e.getKey());
+      if (g.getList(1).equals(e.getValue().getList(1))) {
+        same++;
+        Tolerance.BF16.assertClose(Fixtures.floats(g.getList(0)), Fixtures.floats(e.getValue().getList(0)),
+            "row " + e.getKey());
+      }
     }
+    assertTrue(same >= cpu.size() * 9 / 10, "only " + same + " of " + cpu.size() + " rows routed as on the CPU");
     assertEquals(0, cpuB[1]);
     assertTrue(gpuB[0] > 0 && gpuB[1] == gpuB[0], "GPU batches " + gpuB[1] + " of " + gpuB[0]);
   }
