@@ -165,13 +165,15 @@ class PinnedStagingGpuTest {
     int h = MoeLayerTest.H;
     int t = 300;
     float[] x = Naive.randn(new Random(15), t * h, 1.0);
-    ByteBuffer dst = ByteBuffer.allocateDirect(4 * (t + 50) * h).order(java.nio.ByteOrder.nativeOrder());
-    java.lang.reflect.Field af = java.nio.Buffer.class.getDeclaredField("address");
-    af.setAccessible(true);
-    long addr = af.getLong(dst);
+    // plain (malloc'd) host memory, as an off-heap Spark column vector's: sun.misc.Unsafe needs no --add-opens
+    java.lang.reflect.Field uf = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+    uf.setAccessible(true);
+    sun.misc.Unsafe u = (sun.misc.Unsafe) uf.get(null);
+    long bytes = 4L * (t + 50) * h;
+    long addr = u.allocateMemory(bytes);
     float[] poison = new float[(t + 50) * h];
     Arrays.fill(poison, Float.NaN);
-    dst.asFloatBuffer().put(poison);
+    u.copyMemory(poison, sun.misc.Unsafe.ARRAY_FLOAT_BASE_OFFSET, null, addr, bytes);
     try (MoeLayer l = MoeLayer.create(spec, new LayerOptions(Backend.GPU, Compute.FP32));
         PinnedStaging s = PinnedStaging.create(l.gpu(), t);
         org.moespark.cuda.HostRegistration reg = org.moespark.cuda.HostRegistration.register(addr, 4L * (t + 50) * h)) {
@@ -182,7 +184,7 @@ class PinnedStagingGpuTest {
       s.computeInto(0, new long[] {addr, addr + 4L * h * 150}, new int[] {0, 100}, new int[] {100, 200}, 2);
       s.awaitOutput(0);
       float[] got = new float[(t + 50) * h];
-      dst.asFloatBuffer().get(got);
+      u.copyMemory(null, addr, got, sun.misc.Unsafe.ARRAY_FLOAT_BASE_OFFSET, bytes);
       float[] want = reference(l.gpu(), x, 0, t).y();
       Tolerance.assertBitEqual(Arrays.copyOfRange(got, 0, 100 * h), Arrays.copyOfRange(want, 0, 100 * h), "run 0");
       Tolerance.assertBitEqual(Arrays.copyOfRange(got, 150 * h, 350 * h), Arrays.copyOfRange(want, 100 * h, 300 * h),
@@ -194,6 +196,8 @@ class PinnedStagingGpuTest {
       s.upload(1, 10);
       assertThrows(IllegalArgumentException.class,
           () -> s.computeInto(1, new long[] {addr}, new int[] {0}, new int[] {9}, 1), "runs must cover the chunk");
+    } finally {
+      u.freeMemory(addr);
     }
   }
 
