@@ -13,8 +13,8 @@ import org.apache.spark.sql.execution.vectorized.OnHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
+import org.apache.spark.unsafe.Platform;
 import org.apache.spark.util.TaskCompletionListener;
-import org.moespark.cuda.HostRegistration;
 import org.moespark.layer.MoeLayerGpu;
 import org.moespark.layer.PinnedStaging;
 import org.slf4j.Logger;
@@ -31,11 +31,13 @@ import scala.collection.Iterator;
  * <p>GPU path (the scorer has a {@link BatchScorer#deviceLayer}): rows are packed from the column vectors
  * straight into the pinned input of a {@link PinnedStaging} slot ({@link EmbeddingPacker}: one memory copy
  * per row, bad rows handled by the same policy as on the CPU), uploaded on the staging's copy stream while
- * the previous chunk computes, run with {@code MoeLayerGpu.forwardDevice} (device routing), and y is copied
- * by DMA straight into the off-heap result vector, which is page-locked once per task
- * ({@link HostRegistration}); one copy per run of consecutive good rows. The CPU never reads pinned memory. Two slots
- * alternate: chunk i+1 is packed and its upload enqueued before chunk i computes. The staging is borrowed
- * from {@link StagingPool} for the partition.
+ * the previous chunk computes, run with {@code MoeLayerGpu.forwardDevice} (device routing), and y comes back
+ * by DMA into the slot's pinned output, from where one memory copy per run of consecutive good rows puts it
+ * into the off-heap result vector. Two slots alternate: chunk i+1 is packed and its upload enqueued before
+ * chunk i computes. The staging (pinned memory allocated once) is borrowed from {@link StagingPool} for the
+ * partition. The result vector is deliberately not page-locked: registering it per task
+ * ({@code cudaHostRegister}, 128 times in a 2M-row job) stalled the device's work 6-17x on the H100
+ * (benchmarks/spark-gpu.md).
  */
 final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<ColumnarBatch, ColumnarBatch> {
   private static final long serialVersionUID = 1L;
@@ -64,7 +66,6 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private final BatchScorer[] scorers;
     private final WritableColumnVector[] outs;
     private final PinnedStaging[] staging;
-    private final HostRegistration[] registered; // the page-locked y data of outs[c] (GPU path)
     private final int[][][] rowsOf;
     private long rowBase;
     private long badRows;
@@ -80,7 +81,6 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       this.scorers = new BatchScorer[calls.size()];
       this.outs = new WritableColumnVector[calls.size()];
       this.staging = new PinnedStaging[calls.size()];
-      this.registered = new HostRegistration[calls.size()];
       this.rowsOf = new int[calls.size()][][];
       TaskContext tc = TaskContext.get();
       if (tc != null) {
@@ -198,7 +198,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       }
       int[][] rows = rowsOf[c];
       WritableColumnVector yv = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      long yAddr = registerY(c, yv, Math.max(n, cap), hidden); // all n rows: an input batch may exceed cap
+      long yAddr = reserveY(yv, Math.max(n, cap), hidden); // all n rows: an input batch may exceed cap
       EmbeddingPacker packer = new EmbeddingPacker(batch.column(call.inputOrdinal()), call.inputKind(), hidden);
       int[] filled = new int[2];
       PinnedStaging.Result[] pending = new PinnedStaging.Result[2];
@@ -212,7 +212,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       while (filled[cur] > 0) {
         int other = 1 - cur;
         if (pending[other] != null) { // the other slot's last chunk: its y comes back while we pack
-          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK);
+          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK, yAddr);
           pending[other] = null;
         }
         filled[other] = next[0] < n ? pack(packer, call, st, other, rows[other], chunk, next, n, drop, out) : 0;
@@ -220,15 +220,14 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
           st.upload(other, filled[other]); // overlaps the compute of the current slot
         }
         long t1 = System.nanoTime();
-        int runs = runs(rows[cur], filled[cur], yAddr, hidden);
-        pending[cur] = st.computeInto(cur, runDst, runFrom, runCount, runs); // y lands in the result vector
+        pending[cur] = st.compute(cur); // y comes back into the slot's pinned output
         deviceNanos += System.nanoTime() - t1;
         cur = other;
       }
       for (int k = 0; k < 2; k++) {
         int sl = (cur + k) % 2; // the older pending slot first
         if (pending[sl] != null) {
-          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK);
+          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK, yAddr);
           pending[sl] = null;
         }
       }
@@ -261,31 +260,10 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       return n;
     }
 
-    /**
-     * Reserves the y data of the result vector for {@code rows} rows and page-locks it once (re-registering
-     * only if the vector was reallocated or grew), so that the device→host copies land in it directly.
-     */
-    private long registerY(int c, WritableColumnVector y, int rows, int hidden) {
-      long bytes = 4L * rows * hidden;
+    /** Reserves the y data of the (off-heap) result vector for {@code rows} rows; returns its address. */
+    private static long reserveY(WritableColumnVector y, int rows, int hidden) {
       y.arrayData().reserve(Math.multiplyExact(rows, hidden));
-      long addr = ((OffHeapColumnVector) y.arrayData()).valuesNativeAddress();
-      HostRegistration r = registered[c];
-      if (r == null || !r.covers(addr, bytes)) {
-        if (r != null) {
-          r.close();
-        }
-        long t0 = System.nanoTime();
-        registered[c] = HostRegistration.register(addr, bytes);
-        LOG.debug("moe_score: page-locked {} MB of result vector in {} ms", bytes >> 20, (System.nanoTime() - t0) / 1_000_000);
-      }
-      return addr;
-    }
-
-    private void unregister(int c) {
-      if (registered[c] != null) {
-        registered[c].close();
-        registered[c] = null;
-      }
+      return ((OffHeapColumnVector) y.arrayData()).valuesNativeAddress();
     }
 
     /** Packs the next good rows from {@code next[0]} into the slot's pinned input; returns how many. */
@@ -309,13 +287,20 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
 
     /** Waits for the slot's y, writes it and the routing into the result vectors; returns the wait in ns. */
     private long drain(PinnedStaging st, int slot, PinnedStaging.Result res, int[] rows, WritableColumnVector out,
-        CallPlan call, int hidden, int topK) {
+        CallPlan call, int hidden, int topK, long yAddr) {
       long t0 = System.nanoTime();
       long d2h = st.awaitOutput(slot);
       long waited = System.nanoTime() - t0;
       int count = res.rows();
+      // y: one copy per run of consecutive batch rows, from the slot's pinned output into the result vector
+      int runs = runs(rows, count, yAddr, hidden);
+      long src = st.outputAddress(slot);
+      long rowBytes = 4L * hidden;
+      for (int i = 0; i < runs; i++) {
+        Platform.copyMemory(null, src + rowBytes * runFrom[i], null, runDst[i], rowBytes * runCount[i]);
+      }
       WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      ResultUnpacker.putArrays(y, rows, count, hidden); // the values are already there (computeInto)
+      ResultUnpacker.putArrays(y, rows, count, hidden); // the offsets and lengths of the arrays just filled
       if (call.routed()) {
         ResultUnpacker.putIntRows((WritableColumnVector) out.getChild(1), rows, count, res.topkIds(), topK);
         ResultUnpacker.putFloatRows((WritableColumnVector) out.getChild(2), rows, count, res.topkWeights(), topK);
@@ -418,7 +403,6 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       CallPlan call = calls.get(c);
       WritableColumnVector v = outs[c];
       if (v != null && (v instanceof OffHeapColumnVector) != offHeap) {
-        unregister(c);
         v.close();
         v = null;
       }
@@ -463,10 +447,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     }
 
     private void finish() {
-      releaseStaging(); // waits for copies in flight (a failed task) before the result memory is unpinned and freed
-      for (int c = 0; c < registered.length; c++) {
-        unregister(c);
-      }
+      releaseStaging(); // waits for copies in flight (a failed task) before the staging goes back to the pool
       for (WritableColumnVector v : outs) {
         if (v != null) {
           v.close();
