@@ -40,32 +40,7 @@ public final class GroupedGemm {
   /** System property choosing the kernel variant ({@link #setVariant}); default 4 (TMA + wgmma where it applies). */
   public static final String VARIANT_PROPERTY = "moespark.gemm.variant";
 
-  private static volatile int variant = initialVariant();
-
-  /** The property's variant; an invalid value is logged and the default used (a class-init failure would hide it). */
-  private static int initialVariant() {
-    String v = System.getProperty(VARIANT_PROPERTY, "4");
-    try {
-      return parseVariant(v);
-    } catch (IllegalArgumentException e) {
-      System.getLogger(GroupedGemm.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
-          + "; using variant 4");
-      return 4;
-    }
-  }
-
-  private static int parseVariant(String v) {
-    int x;
-    try {
-      x = Integer.parseInt(v.trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2, 3, 4 or 5, got '" + v + "'");
-    }
-    if (x < 1 || x > 5) {
-      throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2, 3, 4 or 5, got " + x);
-    }
-    return x;
-  }
+  private static volatile int variant = KernelVariants.initial(GroupedGemm.class, VARIANT_PROPERTY, 4, 5);
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = mma.sync, 8 warps of
@@ -80,7 +55,7 @@ public final class GroupedGemm {
    * written). H100 timings of all of them: benchmarks/layer-gpu.md.
    */
   public static void setVariant(int v) {
-    variant = parseVariant(Integer.toString(v));
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 5);
   }
 
   /** The kernel variant in use. */

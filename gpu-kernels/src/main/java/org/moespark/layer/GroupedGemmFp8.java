@@ -41,30 +41,7 @@ public final class GroupedGemmFp8 {
   /** System property choosing the kernel variant ({@link #setVariant}); default 4. */
   public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
 
-  private static volatile int variant = initialVariant();
-
-  private static int initialVariant() {
-    String v = System.getProperty(VARIANT_PROPERTY, "4");
-    try {
-      return parseVariant(v);
-    } catch (IllegalArgumentException e) {
-      System.getLogger(GroupedGemmFp8.class.getName()).log(System.Logger.Level.WARNING, e.getMessage()
-          + "; using variant 4");
-      return 4;
-    }
-  }
-
-  private static int parseVariant(String v) {
-    try {
-      int x = Integer.parseInt(v.trim());
-      if (x >= 1 && x <= 4) {
-        return x;
-      }
-    } catch (NumberFormatException e) {
-      // reported below
-    }
-    throw new IllegalArgumentException(VARIANT_PROPERTY + " must be 1, 2, 3 or 4, got '" + v + "'");
-  }
+  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 4, 4);
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that
@@ -78,7 +55,7 @@ public final class GroupedGemmFp8 {
    * tile's stages during the epilogue). The same instructions and promotion order in all four: the same bits.
    */
   public static void setVariant(int v) {
-    variant = parseVariant(Integer.toString(v));
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 4);
   }
 
   /** The kernel variant in use. */

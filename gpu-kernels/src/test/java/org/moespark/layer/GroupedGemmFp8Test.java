@@ -29,6 +29,17 @@ class GroupedGemmFp8Test {
   }
 
   @Test
+  void unknownKernelVariantsAreRejected() {
+    int before = GroupedGemmFp8.variant();
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemmFp8.setVariant(5));
+    assertTrue(e.getMessage().contains("moespark.gemm.fp8.variant must be 1, 2, 3 or 4, got 5"), e.getMessage());
+    assertEquals(before, GroupedGemmFp8.variant(), "unchanged after a rejected value");
+    e = assertThrows(IllegalArgumentException.class, () -> KernelVariants.parse("p", " x ", 3));
+    assertEquals("p must be 1, 2 or 3, got ' x '", e.getMessage());
+    assertEquals(2, KernelVariants.parse("p", " 2 ", 3));
+  }
+
+  @Test
   void referenceByHandTwoScaleBlocks() {
     // one expert, one row, n = 1, k = 130: block 0 = columns 0..127, block 1 = 128..129 (ragged)
     int k = 130;
