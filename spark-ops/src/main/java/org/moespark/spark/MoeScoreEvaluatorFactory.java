@@ -13,7 +13,6 @@ import org.apache.spark.sql.execution.vectorized.OnHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
-import org.apache.spark.unsafe.Platform;
 import org.apache.spark.util.TaskCompletionListener;
 import org.moespark.layer.MoeLayerGpu;
 import org.moespark.layer.PinnedStaging;
@@ -198,7 +197,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       }
       int[][] rows = rowsOf[c];
       WritableColumnVector yv = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      long yAddr = reserveY(yv, Math.max(n, cap), hidden); // all n rows: an input batch may exceed cap
+      yv.arrayData().reserve(Math.multiplyExact(Math.max(n, cap), hidden)); // all n rows: a batch may exceed cap
       EmbeddingPacker packer = new EmbeddingPacker(batch.column(call.inputOrdinal()), call.inputKind(), hidden);
       int[] filled = new int[2];
       PinnedStaging.Result[] pending = new PinnedStaging.Result[2];
@@ -212,7 +211,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       while (filled[cur] > 0) {
         int other = 1 - cur;
         if (pending[other] != null) { // the other slot's last chunk: its y comes back while we pack
-          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK, yAddr);
+          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK);
           pending[other] = null;
         }
         filled[other] = next[0] < n ? pack(packer, call, st, other, rows[other], chunk, next, n, drop, out) : 0;
@@ -227,43 +226,11 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       for (int k = 0; k < 2; k++) {
         int sl = (cur + k) % 2; // the older pending slot first
         if (pending[sl] != null) {
-          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK, yAddr);
+          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK);
           pending[sl] = null;
         }
       }
       return deviceNanos;
-    }
-
-    private long[] runDst = new long[0];
-    private int[] runFrom = new int[0];
-    private int[] runCount = new int[0];
-
-    /** Splits a chunk's rows into runs of consecutive batch rows: y row destinations in the result vector. */
-    private int runs(int[] rows, int count, long yAddr, int hidden) {
-      if (runDst.length < count) {
-        runDst = new long[count];
-        runFrom = new int[count];
-        runCount = new int[count];
-      }
-      int n = 0;
-      for (int j = 0; j < count;) {
-        int e = j + 1;
-        while (e < count && rows[e] == rows[e - 1] + 1) {
-          e++;
-        }
-        runDst[n] = yAddr + 4L * hidden * rows[j];
-        runFrom[n] = j;
-        runCount[n] = e - j;
-        n++;
-        j = e;
-      }
-      return n;
-    }
-
-    /** Reserves the y data of the (off-heap) result vector for {@code rows} rows; returns its address. */
-    private static long reserveY(WritableColumnVector y, int rows, int hidden) {
-      y.arrayData().reserve(Math.multiplyExact(rows, hidden));
-      return ((OffHeapColumnVector) y.arrayData()).valuesNativeAddress();
     }
 
     /** Packs the next good rows from {@code next[0]} into the slot's pinned input; returns how many. */
@@ -287,20 +254,13 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
 
     /** Waits for the slot's y, writes it and the routing into the result vectors; returns the wait in ns. */
     private long drain(PinnedStaging st, int slot, PinnedStaging.Result res, int[] rows, WritableColumnVector out,
-        CallPlan call, int hidden, int topK, long yAddr) {
+        CallPlan call, int hidden, int topK) {
       long t0 = System.nanoTime();
       long d2h = st.awaitOutput(slot);
       long waited = System.nanoTime() - t0;
       int count = res.rows();
-      // y: one copy per run of consecutive batch rows, from the slot's pinned output into the result vector
-      int runs = runs(rows, count, yAddr, hidden);
-      long src = st.outputAddress(slot);
-      long rowBytes = 4L * hidden;
-      for (int i = 0; i < runs; i++) {
-        Platform.copyMemory(null, src + rowBytes * runFrom[i], null, runDst[i], rowBytes * runCount[i]);
-      }
       WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      ResultUnpacker.putArrays(y, rows, count, hidden); // the offsets and lengths of the arrays just filled
+      ResultUnpacker.putFloatRowsFrom(y, rows, count, st.outputAddress(slot), hidden);
       if (call.routed()) {
         ResultUnpacker.putIntRows((WritableColumnVector) out.getChild(1), rows, count, res.topkIds(), topK);
         ResultUnpacker.putFloatRows((WritableColumnVector) out.getChild(2), rows, count, res.topkWeights(), topK);
