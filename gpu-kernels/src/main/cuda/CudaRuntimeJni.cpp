@@ -238,18 +238,6 @@ JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_eventRecord0(JNIEnv* env, jcl
   JNI_CATCH(env, )
 }
 
-// Page-locks an existing host range (e.g. an off-heap Spark column vector) so that async copies DMA
-// straight into it at pinned speed, with no staging copy through another pinned buffer.
-JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_hostRegister0(JNIEnv* env, jclass, jlong addr, jlong bytes) {
-  JNI_TRY { CUDA_CHECK(cudaHostRegister(as_ptr<void>(addr), static_cast<size_t>(bytes), cudaHostRegisterDefault)); }
-  JNI_CATCH(env, )
-}
-
-JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_hostUnregister0(JNIEnv* env, jclass, jlong addr) {
-  JNI_TRY { CUDA_CHECK(cudaHostUnregister(as_ptr<void>(addr))); }
-  JNI_CATCH(env, )
-}
-
 // Blocks the calling thread until the work recorded before the event is done (pipelined copies).
 JNIEXPORT void JNICALL Java_org_moespark_cuda_Cuda_eventSynchronize0(JNIEnv* env, jclass, jlong e) {
   JNI_TRY { CUDA_CHECK(cudaEventSynchronize(reinterpret_cast<cudaEvent_t>(static_cast<intptr_t>(e)))); }

@@ -104,8 +104,6 @@ public final class Cuda {
   static void eventRecord(long e, long s) { eventRecord0(e, s); }
   static float eventElapsedMs(long a, long b) { return eventElapsedMs0(a, b); }
   static void eventSynchronize(long e) { eventSynchronize0(e); }
-  static void hostRegister(long addr, long bytes) { hostRegister0(addr, bytes); }
-  static void hostUnregister(long addr) { hostUnregister0(addr); }
 
   private static native String probe0();
   private static native int deviceCount0();
@@ -134,6 +132,4 @@ public final class Cuda {
   private static native void eventRecord0(long e, long s);
   private static native float eventElapsedMs0(long a, long b);
   private static native void eventSynchronize0(long e);
-  private static native void hostRegister0(long addr, long bytes);
-  private static native void hostUnregister0(long addr);
 }

@@ -84,18 +84,6 @@ public final class DeviceBuffer implements AutoCloseable {
     Cuda.memcpyAsync(dst.address() + dstOffset, address() + srcOffset, bytes, Cuda.D2H, stream.handle());
   }
 
-  /**
-   * Asynchronous device→host copy into {@code hostAddress}, which must be page-locked memory
-   * ({@link PinnedBuffer} or a {@link HostRegistration} range) that stays valid until the copy is done.
-   */
-  public void copyToHostAsync(long hostAddress, long srcOffset, long bytes, CudaStream stream) {
-    checkRange(srcOffset, bytes);
-    if (hostAddress == 0 && bytes > 0) {
-      throw new IllegalArgumentException("copyToHostAsync: null host address");
-    }
-    Cuda.memcpyAsync(hostAddress, address() + srcOffset, bytes, Cuda.D2H, stream.handle());
-  }
-
   /** Asynchronous device→device copy. */
   public void copyFromDevice(DeviceBuffer src, long srcOffset, long dstOffset, long bytes, CudaStream stream) {
     checkRange(dstOffset, bytes);

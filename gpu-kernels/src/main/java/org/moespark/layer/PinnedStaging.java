@@ -69,9 +69,9 @@ public final class PinnedStaging implements AutoCloseable {
   }
 
   /**
-   * Allocates two slots of {@code capacity} rows of fp32 {@code [capacity, H]}: input and output on the
-   * layer's device, the input in pinned host memory (the pinned output only when {@link #compute} is
-   * used: {@link #computeInto} copies y to the caller's memory).
+   * Allocates two slots of {@code capacity} rows of fp32 {@code [capacity, H]} in pinned host memory and
+   * on the layer's device (4 × 4·capacity·H bytes each side), so that no cudaMallocHost (which synchronizes
+   * the device) happens while chunks stream.
    */
   public static PinnedStaging create(MoeLayerGpu layer, int capacity) {
     if (layer == null) {
@@ -87,7 +87,8 @@ public final class PinnedStaging implements AutoCloseable {
       for (int i = 0; i < 2; i++) {
         Slot sl = new Slot();
         s.slots[i] = sl;
-        sl.xh = PinnedBuffer.allocate(bytes); // yh: on first use (computeInto callers never need it)
+        sl.xh = PinnedBuffer.allocate(bytes);
+        sl.yh = PinnedBuffer.allocate(bytes);
         sl.xd = s.alloc.allocate(bytes, "staged x fp32, slot " + i);
         sl.yd = s.alloc.allocate(bytes, "staged y fp32, slot " + i);
         sl.h2dStart = CudaEvent.create();
@@ -138,19 +139,12 @@ public final class PinnedStaging implements AutoCloseable {
 
   /** Slot {@code slot}'s pinned output as a little-endian buffer (same memory as {@link #outputAddress}). */
   public java.nio.ByteBuffer outputBuffer(int slot) {
-    return output(slot(slot)).buffer();
+    return slot(slot).yh.buffer();
   }
 
   /** Native address of slot {@code slot}'s pinned output y, fp32 {@code [rows, H]}; valid after {@link #awaitOutput}. */
   public long outputAddress(int slot) {
-    return output(slot(slot)).address();
-  }
-
-  private PinnedBuffer output(Slot s) {
-    if (s.yh == null) {
-      s.yh = PinnedBuffer.allocate(4L * capacity * hidden);
-    }
-    return s.yh;
+    return slot(slot).yh.address();
   }
 
   /** Enqueues the host→device copy of the first {@code rows} rows of the slot's input; returns at once. */
@@ -176,32 +170,9 @@ public final class PinnedStaging implements AutoCloseable {
    * (device routing), and enqueues the device→host copy of y into the slot's pinned output; returns the routing.
    */
   public Result compute(int slot) {
-    return computeInto(slot, null, null, null, 0);
-  }
-
-  /**
-   * {@link #compute}, but y goes straight to the caller's page-locked memory (a registered off-heap column
-   * vector): run {@code i} copies y rows {@code [from[i], from[i] + count[i])} of the chunk to
-   * {@code dst[i]}. The CPU then never reads y (see {@code org.moespark.cuda.HostRegistration}). With
-   * {@code runs == 0} y goes to the slot's pinned output, as {@link #compute}.
-   */
-  public Result computeInto(int slot, long[] dst, int[] from, int[] count, int runs) {
     Slot s = slot(slot);
     if (s.state != State.UPLOADING) {
       throw new IllegalStateException("PinnedStaging: slot " + slot + " is " + s.state + ", not uploaded");
-    }
-    if (runs > 0) { // checked before anything runs: no copy may be left in flight into the caller's memory
-      int total = 0;
-      for (int i = 0; i < runs; i++) {
-        if (from[i] < 0 || count[i] < 0 || from[i] + count[i] > s.rows || dst[i] == 0) {
-          throw new IllegalArgumentException("PinnedStaging: run " + i + " [" + from[i] + ", " + (from[i] + count[i])
-              + ") to address " + dst[i] + " is outside the chunk's " + s.rows + " rows or null");
-        }
-        total += count[i];
-      }
-      if (total != s.rows) {
-        throw new IllegalArgumentException("PinnedStaging: runs cover " + total + " rows, the chunk has " + s.rows);
-      }
     }
     Cuda.setDevice(layer.device());
     long w0 = System.nanoTime();
@@ -219,14 +190,7 @@ public final class PinnedStaging implements AutoCloseable {
     }
     long bytes = 4L * s.rows * hidden;
     s.d2hStart.record(copy);
-    if (runs == 0) {
-      s.yd.copyToAsync(output(s), 0, 0, bytes, copy);
-    } else {
-      long rowBytes = 4L * hidden;
-      for (int i = 0; i < runs; i++) {
-        s.yd.copyToHostAsync(dst[i], rowBytes * from[i], rowBytes * count[i], copy);
-      }
-    }
+    s.yd.copyToAsync(s.yh, 0, 0, bytes, copy);
     s.d2hEnd.record(copy);
     s.state = State.OUTPUT_PENDING;
     return new Result(s.rows, o.topkIds(), o.topkWeights(), h2d, computeNanos, wait);

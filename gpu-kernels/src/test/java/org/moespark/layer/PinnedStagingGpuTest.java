@@ -158,49 +158,6 @@ class PinnedStagingGpuTest {
     }
   }
 
-  /** y by DMA straight into caller memory that is page-locked with HostRegistration, in runs with a gap. */
-  @Test
-  void computeIntoWritesRunsIntoRegisteredMemory() throws Exception {
-    MoeBlockSpec spec = MoeLayerTest.family("olmoe", 14);
-    int h = MoeLayerTest.H;
-    int t = 300;
-    float[] x = Naive.randn(new Random(15), t * h, 1.0);
-    // plain (malloc'd) host memory, as an off-heap Spark column vector's: sun.misc.Unsafe needs no --add-opens
-    java.lang.reflect.Field uf = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
-    uf.setAccessible(true);
-    sun.misc.Unsafe u = (sun.misc.Unsafe) uf.get(null);
-    long bytes = 4L * (t + 50) * h;
-    long addr = u.allocateMemory(bytes);
-    float[] poison = new float[(t + 50) * h];
-    Arrays.fill(poison, Float.NaN);
-    u.copyMemory(poison, sun.misc.Unsafe.ARRAY_FLOAT_BASE_OFFSET, null, addr, bytes);
-    try (MoeLayer l = MoeLayer.create(spec, new LayerOptions(Backend.GPU, Compute.FP32));
-        PinnedStaging s = PinnedStaging.create(l.gpu(), t);
-        org.moespark.cuda.HostRegistration reg = org.moespark.cuda.HostRegistration.register(addr, 4L * (t + 50) * h)) {
-      assertTrue(reg.covers(addr + 4L * h, 4L * h));
-      load(s, 0, x, 0, t);
-      s.upload(0, t);
-      // chunk rows [0, 100) to result rows [0, 100), chunk rows [100, 300) to result rows [150, 350)
-      s.computeInto(0, new long[] {addr, addr + 4L * h * 150}, new int[] {0, 100}, new int[] {100, 200}, 2);
-      s.awaitOutput(0);
-      float[] got = new float[(t + 50) * h];
-      u.copyMemory(null, addr, got, sun.misc.Unsafe.ARRAY_FLOAT_BASE_OFFSET, bytes);
-      float[] want = reference(l.gpu(), x, 0, t).y();
-      Tolerance.assertBitEqual(Arrays.copyOfRange(got, 0, 100 * h), Arrays.copyOfRange(want, 0, 100 * h), "run 0");
-      Tolerance.assertBitEqual(Arrays.copyOfRange(got, 150 * h, 350 * h), Arrays.copyOfRange(want, 100 * h, 300 * h),
-          "run 1");
-      for (int i = 100 * h; i < 150 * h; i++) {
-        assertTrue(Float.isNaN(got[i]), "the gap must stay untouched at " + i);
-      }
-      load(s, 1, x, 0, 10);
-      s.upload(1, 10);
-      assertThrows(IllegalArgumentException.class,
-          () -> s.computeInto(1, new long[] {addr}, new int[] {0}, new int[] {9}, 1), "runs must cover the chunk");
-    } finally {
-      u.freeMemory(addr);
-    }
-  }
-
   @Test
   void misuseIsNamed() {
     MoeBlockSpec spec = MoeLayerTest.family("olmoe", 13);
