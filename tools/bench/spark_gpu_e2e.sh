@@ -11,6 +11,11 @@
 #        SKIP    space-separated steps to leave out: staging h2d sample torchwrite
 #        OUTPUT  parquet|noop|both: what the full-size GPU score job writes (default both when the disk
 #                holds input + output, else noop: 2M Mixtral rows are 34 GB of fp32 in and as much out)
+#        BATCHES space-separated rows per batch to sweep (default 16384): each sets both the Parquet
+#                reader's batch and the GPU call's rows (--batch-rows); the scan, the staging bench and the
+#                noop score job run once per value, the best noop score job goes into the table
+#        PROFILE a directory: the noop score jobs run with Java Flight Recorder (settings=profile) and a GC
+#                log there (score-B.jfr, gc-B.log; B = the batch rows)
 #
 # Steps (all timings from this one run, so every ratio compares numbers of the same machine and session):
 #  1. random bf16 checkpoint (torch_parquet_pipeline.py gen-model; same layout as `moe gen model`) and a
@@ -43,7 +48,7 @@ case $fam in
   mixtral) H=4096 ;;
   *) echo "unknown family $fam" >&2; exit 2 ;;
 esac
-java_run() { java -Xmx48g -Xss4m $FLAGS ${LOG4J:+-Dlog4j2.configurationFile=$LOG4J} \
+java_run() { java -Xmx48g -Xss4m $FLAGS ${JOPTS:-} ${LOG4J:+-Dlog4j2.configurationFile=$LOG4J} \
   -Dspark.sql.parquet.enableNestedColumnVectorizedReader=true -Dspark.ui.enabled=false \
   -Dspark.driver.maxResultSize=4g -cp "$CP" "$@"; }
 moe() { java_run org.moespark.jobs.Main "$@"; }
@@ -69,10 +74,15 @@ mode=${OUTPUT:-$(awk -v i="$in_gb" -v f="$free_gb" 'BEGIN{print (f > 1.3 * i + 5
 echo "input $in_gb GB, free $free_gb GB -> full-size GPU output: $mode"
 kv input_gb "$in_gb"
 
+BATCHES=${BATCHES:-16384}
 if ! skip staging; then
-  echo "== StagingBench (layer alone, PinnedStaging, pinned H2D)"
-  java_run org.moespark.bench.StagingBench "$model" 16384 16 4 2>&1 | grep -v WARN | tee "$OUT/$fam-staging.txt"
-  kv layer_tokens_per_s "$(sed -n 's/^layer forwardDevice.* \([0-9,]*\) tok\/s$/\1/p' "$OUT/$fam-staging.txt" | tr -d ,)"
+  for b in $BATCHES; do
+    echo "== StagingBench (layer alone, PinnedStaging, pinned H2D), $b tokens per chunk"
+    java_run org.moespark.bench.StagingBench "$model" "$b" $(( 16 * 16384 / b )) 4 2>&1 | grep -v WARN | tee "$OUT/$fam-staging-$b.txt"
+    kv "layer_tokens_per_s_$b" "$(sed -n 's/^layer forwardDevice.* \([0-9,]*\) tok\/s$/\1/p' "$OUT/$fam-staging-$b.txt" | tr -d ,)"
+  done
+  # the GPU layer benchmark's own rate: the largest chunk of the sweep
+  kv layer_tokens_per_s "$(awk '$1 ~ /^layer_tokens_per_s_/ {split($1, p, "_"); b = p[5] + 0; if (b > best) {best = b; v = $2}} END {print v}' "$R")"
 fi
 if ! skip h2d; then
   echo "== H2D ceiling (torch, pinned)"
@@ -81,9 +91,13 @@ if ! skip h2d; then
   kv h2d_gbs "$(awk '$1=="h2d.gbs"{print $2}' "$OUT/$fam-h2d.txt")"
 fi
 
-echo "== Spark Parquet scan alone (noop sink), local[16]"
-java_run org.moespark.jobs.ParquetScanBench "$data" 'local[16]' ${SCAN_REPS:-2} 2>&1 | grep -v WARN | tee "$OUT/$fam-scan.txt"
-kv scan_tokens_per_s "$(awk '$1=="scan.tokens_per_s"{print $2}' "$OUT/$fam-scan.txt")"
+for b in $BATCHES; do
+  echo "== Spark Parquet scan alone (noop sink), local[16], reader batch $b"
+  JOPTS="-Dspark.sql.parquet.columnarReaderBatchSize=$b" java_run org.moespark.jobs.ParquetScanBench "$data" 'local[16]' \
+    ${SCAN_REPS:-2} 2>&1 | grep -v WARN | tee "$OUT/$fam-scan-$b.txt"
+  kv "scan_tokens_per_s_$b" "$(awk '$1=="scan.tokens_per_s"{print $2}' "$OUT/$fam-scan-$b.txt")"
+done
+kv scan_tokens_per_s "$(awk '$1 ~ /^scan_tokens_per_s_/ && $2 > m {m = $2} END {print m}' "$R")"
 
 score_rate() { sed -n 's/^score: .* s, \([0-9,]*\) rows\/s = tokens\/s.*/\1/p' "$1" | tr -d , | tail -1; }
 # tokens/s with the one-off model load (read + upload, once per executor JVM) taken out of the wall time
@@ -91,15 +105,28 @@ score_rate_warm() {
   awk '/^score: [0-9.]+ s, /{s=$2} /^score: .*rows in, /{gsub(",","",$5); n=$5} $2=="modelLoadTime"{l=$3/1000}
        END{if (s > l && n > 0) printf "%.1f", n / (s - l)}' "$1"; }
 if [ "$mode" = noop ] || [ "$mode" = both ]; then
-  echo "== moe score --backend gpu, $rows rows, noop output"
-  moe score --model "$model" --layer 0 --input "$data" --output "$W/out-noop" --backend gpu --format noop --explain \
-    --master 'local[16]' --progress-seconds 0 2>&1 | grep -v WARN | tee "$OUT/$fam-score-gpu-noop.txt"
-  kv spark_gpu_noop_tokens_per_s "$(score_rate "$OUT/$fam-score-gpu-noop.txt")"
-  kv spark_gpu_noop_excl_load_tokens_per_s "$(score_rate_warm "$OUT/$fam-score-gpu-noop.txt")"
+  for b in $BATCHES; do
+    echo "== moe score --backend gpu, $rows rows, noop output, $b rows per batch"
+    prof=
+    if [ -n "${PROFILE:-}" ]; then
+      mkdir -p "$PROFILE"
+      prof="-XX:StartFlightRecording=filename=$PROFILE/score-$b.jfr,settings=profile -Xlog:gc*:file=$PROFILE/gc-$b.log"
+    fi
+    JOPTS="$prof" moe score --model "$model" --layer 0 --input "$data" --output "$W/out-noop" --backend gpu \
+      --batch-rows "$b" --format noop --explain --master 'local[16]' --progress-seconds 0 2>&1 | grep -v WARN \
+      | tee "$OUT/$fam-score-gpu-noop-$b.txt"
+    kv "spark_gpu_noop_tokens_per_s_$b" "$(score_rate "$OUT/$fam-score-gpu-noop-$b.txt")"
+    kv "spark_gpu_noop_excl_load_tokens_per_s_$b" "$(score_rate_warm "$OUT/$fam-score-gpu-noop-$b.txt")"
+  done
+  best_b=$(awk '$1 ~ /^spark_gpu_noop_tokens_per_s_/ && $2 > m {m = $2; split($1, p, "_"); b = p[7]} END {print b}' "$R")
+  kv spark_gpu_noop_batch "$best_b"
+  kv spark_gpu_noop_tokens_per_s "$(awk -v k="spark_gpu_noop_tokens_per_s_$best_b" '$1==k{print $2}' "$R")"
+  kv spark_gpu_noop_excl_load_tokens_per_s "$(awk -v k="spark_gpu_noop_excl_load_tokens_per_s_$best_b" '$1==k{print $2}' "$R")"
 fi
 if [ "$mode" = parquet ] || [ "$mode" = both ]; then
   echo "== moe score --backend gpu, $rows rows, Parquet output"
   moe score --model "$model" --layer 0 --input "$data" --output "$W/out-gpu" --backend gpu --explain \
+    ${best_b:+--batch-rows $best_b} \
     --master 'local[16]' --progress-seconds 0 2>&1 | grep -v WARN | tee "$OUT/$fam-score-gpu.txt"
   kv spark_gpu_parquet_tokens_per_s "$(score_rate "$OUT/$fam-score-gpu.txt")"
   kv spark_gpu_parquet_excl_load_tokens_per_s "$(score_rate_warm "$OUT/$fam-score-gpu.txt")"
@@ -128,6 +155,8 @@ if [ "$mode" = both ] && ! skip torchwrite; then
 fi
 
 echo "== results: $fam ($(cat "$OUT/gpu.txt"))"
+echo "per batch size (rows per reader batch = rows per GPU call):"
+awk '$1 ~ /_[0-9]+$/ {printf "  %-46s %14.0f\n", $1, $2}' "$R" | tee "$OUT/$fam-sweep.txt"
 awk '
   { v[$1] = $2 }
   END {

@@ -41,6 +41,7 @@ public final class MoeExtensions implements SparkSessionExtensionsProvider {
     }
     ext.injectOptimizerRule(session -> new ExtractMoeScore());
     ext.injectPlannerStrategy(MoeStrategy::new);
+    ext.injectColumnar(session -> MoeRowsRule.columnarRule());
     return BoxedUnit.UNIT;
   }
 

@@ -27,6 +27,16 @@ final class SelectedColumnVector extends ColumnVector {
     this.rows = rows;
   }
 
+  /** The vector this is a view of. */
+  ColumnVector base() {
+    return base;
+  }
+
+  /** Row {@code i} of the view is row {@code selection()[i]} of {@link #base()} (for i below the row count). */
+  int[] selection() {
+    return selection;
+  }
+
   private int at(int rowId) {
     if (rowId < 0 || rowId >= rows) {
       throw new IndexOutOfBoundsException("row " + rowId + " outside [0, " + rows + ")");

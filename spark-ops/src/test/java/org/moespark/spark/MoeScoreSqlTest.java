@@ -89,11 +89,22 @@ class MoeScoreSqlTest {
       r2c |= p instanceof RowToColumnarExec;
     }
     assertTrue(r2c, "expected RowToColumnar below MoeScoreExec:\n" + df.queryExecution().executedPlan());
-    boolean c2r = false;
+    // above it, MoeRowsExec (MoeRowsRule) in place of Spark's ColumnarToRow, converting only id and y
+    MoeRowsExec rows = null;
     for (SparkPlan p : Fixtures.nodes(df.queryExecution().executedPlan())) {
-      c2r |= p instanceof ColumnarToRowExec;
+      assertFalse(p instanceof ColumnarToRowExec c && c.child() instanceof MoeScoreExec,
+          "Spark's ColumnarToRow above MoeScoreExec:\n" + df.queryExecution().executedPlan());
+      if (p instanceof MoeRowsExec r) {
+        rows = r;
+      }
     }
-    assertTrue(c2r);
+    assertTrue(rows != null, "expected MoeRows above MoeScoreExec:\n" + df.queryExecution().executedPlan());
+    List<String> converted = Scala.list(rows.output()).stream().map(a -> a.name()).toList();
+    assertEquals(2, converted.size(), "id and the score, not the embedding: " + converted);
+    assertEquals("id", converted.get(0));
+    assertEquals(rows.metrics().apply("numInputBatches").value(), rows.metrics().apply("numBulkBatches").value(),
+        "every batch's scores copied in bulk");
+    assertTrue(rows.metrics().apply("numInputBatches").value() > 0);
   }
 
   @Test
