@@ -236,11 +236,11 @@ public final class GroupedGemm {
     checkMatrix("up", up, inter, hidden);
     int ip = pad8(inter);
     short[] out = new short[2 * ip * hidden];
-    for (int i = 0; i < inter; i++) {
+    rows(inter, hidden, i -> {
       int dst = interleavedRow(i);
       Bf16.encode(gate, i * hidden, out, dst * hidden, hidden);
       Bf16.encode(up, i * hidden, out, (dst + 8) * hidden, hidden);
-    }
+    });
     return out;
   }
 
@@ -270,10 +270,23 @@ public final class GroupedGemm {
     checkMatrix("down", down, hidden, inter);
     int ip = pad8(inter);
     short[] out = new short[hidden * ip];
-    for (int r = 0; r < hidden; r++) {
-      Bf16.encode(down, r * inter, out, r * ip, inter);
-    }
+    rows(hidden, inter, r -> Bf16.encode(down, r * inter, out, r * ip, inter));
     return out;
+  }
+
+  /**
+   * Runs {@code body} for rows {@code 0..rows)} of {@code cols} values each: on the common fork-join pool
+   * when the matrix is large (weight upload of a big checkpoint happens once per executor, while the other
+   * task threads wait for it), else inline. Rows write disjoint ranges, so the order does not matter.
+   */
+  static void rows(int rows, int cols, java.util.function.IntConsumer body) {
+    if ((long) rows * cols < (1 << 20)) {
+      for (int r = 0; r < rows; r++) {
+        body.accept(r);
+      }
+    } else {
+      java.util.stream.IntStream.range(0, rows).parallel().forEach(body);
+    }
   }
 
   private static void checkMatrix(String name, float[] m, int rows, int cols) {

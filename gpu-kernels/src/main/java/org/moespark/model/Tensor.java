@@ -117,28 +117,40 @@ public final class Tensor {
 
   static float[] decode(DType dtype, ByteBuffer b, int n, String what) {
     float[] out = new float[n];
-    switch (dtype) {
-      case F32:
-        b.asFloatBuffer().get(out);
-        break;
-      case F64:
-        for (int i = 0; i < n; i++) {
-          out[i] = (float) b.getDouble(i * 8);
-        }
-        break;
-      case BF16:
-        for (int i = 0; i < n; i++) {
-          out[i] = org.moespark.formats.Bf16.decode(b.getShort(i * 2));
-        }
-        break;
-      case F16:
-        for (int i = 0; i < n; i++) {
-          out[i] = org.moespark.formats.Fp16.decode(b.getShort(i * 2));
-        }
-        break;
-      default:
-        throw new SafeTensorsException(what + ": cannot decode dtype " + dtype + " to floats");
+    if (dtype == DType.F32) {
+      b.asFloatBuffer().get(out);
+      return out;
     }
+    if (dtype != DType.F64 && dtype != DType.BF16 && dtype != DType.F16) {
+      throw new SafeTensorsException(what + ": cannot decode dtype " + dtype + " to floats");
+    }
+    // large tensors (expert weights, loaded once per executor) decode in blocks on the fork-join pool;
+    // absolute reads on a duplicate per block, disjoint writes
+    int block = 1 << 18;
+    int blocks = (n + block - 1) / block;
+    java.util.stream.IntStream ids = java.util.stream.IntStream.range(0, blocks);
+    (blocks > 4 ? ids.parallel() : ids).forEach(k -> {
+      ByteBuffer d = b.duplicate().order(b.order());
+      int lo = k * block;
+      int hi = Math.min(n, lo + block);
+      switch (dtype) {
+        case F64 -> {
+          for (int i = lo; i < hi; i++) {
+            out[i] = (float) d.getDouble(i * 8);
+          }
+        }
+        case BF16 -> {
+          for (int i = lo; i < hi; i++) {
+            out[i] = org.moespark.formats.Bf16.decode(d.getShort(i * 2));
+          }
+        }
+        default -> {
+          for (int i = lo; i < hi; i++) {
+            out[i] = org.moespark.formats.Fp16.decode(d.getShort(i * 2));
+          }
+        }
+      }
+    });
     return out;
   }
 
