@@ -14,6 +14,8 @@
 #        BATCHES space-separated rows per batch to sweep (default 16384): each sets both the Parquet
 #                reader's batch and the GPU call's rows (--batch-rows); the scan, the staging bench and the
 #                noop score job run once per value, the best noop score job goes into the table
+#        STAGING_BATCHES  tokens per chunk for StagingBench (default BATCHES; its largest value is the
+#                "GPU layer benchmark" rate of the table)
 #        PROFILE a directory: the noop score jobs run with Java Flight Recorder (settings=profile) and a GC
 #                log there (score-B.jfr, gc-B.log; B = the batch rows)
 #
@@ -76,7 +78,7 @@ kv input_gb "$in_gb"
 
 BATCHES=${BATCHES:-16384}
 if ! skip staging; then
-  for b in $BATCHES; do
+  for b in ${STAGING_BATCHES:-$BATCHES}; do
     echo "== StagingBench (layer alone, PinnedStaging, pinned H2D), $b tokens per chunk"
     java_run org.moespark.bench.StagingBench "$model" "$b" $(( 16 * 16384 / b )) 4 2>&1 | grep -v WARN | tee "$OUT/$fam-staging-$b.txt"
     kv "layer_tokens_per_s_$b" "$(sed -n 's/^layer forwardDevice.* \([0-9,]*\) tok\/s$/\1/p' "$OUT/$fam-staging-$b.txt" | tr -d ,)"
