@@ -16,6 +16,8 @@
 #                noop score job run once per value, the best noop score job goes into the table
 #        STAGING_BATCHES  tokens per chunk for StagingBench (default BATCHES; its largest value is the
 #                "GPU layer benchmark" rate of the table)
+#        REPEAT  the noop score job runs this many times in one session (default 1): the first is cold (JIT,
+#                model load), the last warm (a long-lived executor); both go into the table
 #        PROFILE a directory: the noop score jobs run with Java Flight Recorder (settings=profile) and a GC
 #                log there (score-B.jfr, gc-B.log; B = the batch rows)
 #
@@ -102,9 +104,11 @@ done
 kv scan_tokens_per_s "$(awk '$1 ~ /^scan_tokens_per_s_/ && $2 > m {m = $2} END {print m}' "$R")"
 
 score_rate() { sed -n 's/^score: .* s, \([0-9,]*\) rows\/s = tokens\/s.*/\1/p' "$1" | tr -d , | tail -1; }
+# the first job of a --repeat series (cold JVM: JIT, model load), and the last (warm executor)
+score_rate_first() { sed -n 's/^score: .* s, \([0-9,]*\) rows\/s = tokens\/s.*/\1/p' "$1" | tr -d , | head -1; }
 # tokens/s with the one-off model load (read + upload, once per executor JVM) taken out of the wall time
 score_rate_warm() {
-  awk '/^score: [0-9.]+ s, /{s=$2} /^score: .*rows in, /{gsub(",","",$5); n=$5} $2=="modelLoadTime"{l=$3/1000}
+  awk '/^score: [0-9.]+ s, /{s=$2; exit} /^score: .*rows in, /{gsub(",","",$5); n=$5} $2=="modelLoadTime"{l=$3/1000}
        END{if (s > l && n > 0) printf "%.1f", n / (s - l)}' "$1"; }
 if [ "$mode" = noop ] || [ "$mode" = both ]; then
   for b in $BATCHES; do
@@ -115,15 +119,17 @@ if [ "$mode" = noop ] || [ "$mode" = both ]; then
       prof="-XX:StartFlightRecording=filename=$PROFILE/score-$b.jfr,settings=profile -Xlog:gc*:file=$PROFILE/gc-$b.log"
     fi
     JOPTS="$prof" moe score --model "$model" --layer 0 --input "$data" --output "$W/out-noop" --backend gpu \
-      --batch-rows "$b" --format noop --explain --master 'local[16]' --progress-seconds 0 2>&1 | grep -v WARN \
-      | tee "$OUT/$fam-score-gpu-noop-$b.txt"
-    kv "spark_gpu_noop_tokens_per_s_$b" "$(score_rate "$OUT/$fam-score-gpu-noop-$b.txt")"
+      --batch-rows "$b" --format noop --explain --master 'local[16]' --progress-seconds 0 --repeat "${REPEAT:-1}" 2>&1 \
+      | grep -v WARN | tee "$OUT/$fam-score-gpu-noop-$b.txt"
+    kv "spark_gpu_noop_tokens_per_s_$b" "$(score_rate_first "$OUT/$fam-score-gpu-noop-$b.txt")"
+    [ "${REPEAT:-1}" -gt 1 ] && kv "spark_gpu_noop_warm_tokens_per_s_$b" "$(score_rate "$OUT/$fam-score-gpu-noop-$b.txt")"
     kv "spark_gpu_noop_excl_load_tokens_per_s_$b" "$(score_rate_warm "$OUT/$fam-score-gpu-noop-$b.txt")"
   done
   best_b=$(awk '$1 ~ /^spark_gpu_noop_tokens_per_s_/ && $2 > m {m = $2; split($1, p, "_"); b = p[7]} END {print b}' "$R")
   kv spark_gpu_noop_batch "$best_b"
   kv spark_gpu_noop_tokens_per_s "$(awk -v k="spark_gpu_noop_tokens_per_s_$best_b" '$1==k{print $2}' "$R")"
   kv spark_gpu_noop_excl_load_tokens_per_s "$(awk -v k="spark_gpu_noop_excl_load_tokens_per_s_$best_b" '$1==k{print $2}' "$R")"
+  kv spark_gpu_noop_warm_tokens_per_s "$(awk -v k="spark_gpu_noop_warm_tokens_per_s_$best_b" '$1==k{print $2}' "$R")"
 fi
 if [ "$mode" = parquet ] || [ "$mode" = both ]; then
   echo "== moe score --backend gpu, $rows rows, Parquet output"
@@ -163,7 +169,7 @@ awk '
   { v[$1] = $2 }
   END {
     printf "%-46s %14s\n", "what", "tokens/s"
-    n = split("spark_gpu_noop_tokens_per_s spark_gpu_noop_excl_load_tokens_per_s spark_gpu_parquet_tokens_per_s spark_gpu_parquet_excl_load_tokens_per_s spark_cpu_tokens_per_s torch_tokens_per_s torch_write_tokens_per_s layer_tokens_per_s h2d_tokens_per_s scan_tokens_per_s", ks, " ")
+    n = split("spark_gpu_noop_tokens_per_s spark_gpu_noop_excl_load_tokens_per_s spark_gpu_noop_warm_tokens_per_s spark_gpu_parquet_tokens_per_s spark_gpu_parquet_excl_load_tokens_per_s spark_cpu_tokens_per_s torch_tokens_per_s torch_write_tokens_per_s layer_tokens_per_s h2d_tokens_per_s scan_tokens_per_s", ks, " ")
     for (i = 1; i <= n; i++) if (ks[i] in v && v[ks[i]] != "") printf "%-46s %14.0f\n", ks[i], v[ks[i]]
     if (v["spark_gpu_noop_tokens_per_s"] != "") {
       g = v["spark_gpu_noop_tokens_per_s"]
@@ -172,6 +178,12 @@ awk '
       printf "ratio spark_gpu(noop) / layer alone                %.3fx\n", g / v["layer_tokens_per_s"]
       printf "ratio spark_gpu(noop) / spark_cpu                  %.1fx\n", g / v["spark_cpu_tokens_per_s"]
       printf "ratio spark_gpu(noop) / spark parquet scan alone   %.3fx\n", g / v["scan_tokens_per_s"]
+    }
+    if (v["spark_gpu_noop_warm_tokens_per_s"] != "") {
+      w = v["spark_gpu_noop_warm_tokens_per_s"]
+      printf "ratio spark_gpu(noop, warm) / torch pipeline       %.3fx\n", w / v["torch_tokens_per_s"]
+      printf "ratio spark_gpu(noop, warm) / h2d ceiling          %.3fx\n", w / v["h2d_tokens_per_s"]
+      printf "ratio spark_gpu(noop, warm) / layer alone          %.3fx\n", w / v["layer_tokens_per_s"]
     }
     if (v["spark_gpu_parquet_tokens_per_s"] != "" && v["torch_write_tokens_per_s"] != "") {
       g = v["spark_gpu_parquet_tokens_per_s"]

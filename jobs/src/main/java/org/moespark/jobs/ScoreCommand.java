@@ -83,10 +83,11 @@ final class ScoreCommand implements Main.Command {
       out.println("                 [--id-col id] [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16]");
       out.println("                 [--bad-rows error|skip|null] [--partitions P] [--overwrite] [--master M]");
       out.println("                 [--progress-seconds S (10; 0 = off)] [--format parquet|noop] [--explain]");
+      out.println("                 [--repeat N (noop only: run N times in this session; the later runs are warm)]");
       return 0;
     }
     Args a = new Args("score", argv, Set.of("model", "layer", "input", "output", "input-col", "id-col", "backend",
-        "batch-rows", "compute", "bad-rows", "partitions", "master", "progress-seconds", "format"),
+        "batch-rows", "compute", "bad-rows", "partitions", "master", "progress-seconds", "format", "repeat"),
         Set.of("overwrite", "explain"));
     if (!a.positional().isEmpty()) {
       throw new Main.UsageException("unexpected arguments: " + String.join(" ", a.positional()));
@@ -97,6 +98,10 @@ final class ScoreCommand implements Main.Command {
     double progressSeconds = a.doubleValue("progress-seconds", 10, 0, 86400);
     String format = a.choice("format", "parquet", "parquet", "noop");
     boolean explain = a.flag("explain");
+    int repeat = a.has("repeat") ? a.intValue("repeat", 1, 1, 100) : 1;
+    if (repeat > 1 && !format.equals("noop")) {
+      throw new Main.UsageException("--repeat " + repeat + " needs --format noop (a Parquet output is written once)");
+    }
 
     try (JobSession js = JobSession.open("moe score", a.string("master", null))) {
       SparkSession spark = js.spark();
@@ -107,36 +112,47 @@ final class ScoreCommand implements Main.Command {
             Integer.toString(MoeConf.DEFAULT_GPU_BATCH_ROWS)));
         spark.conf().set(READER_BATCH, rows);
       }
-      PlanCapture plans = new PlanCapture();
-      spark.listenerManager().register(plans);
-      Dataset<Row> in = spark.read().parquet(o.input());
-      long rows = in.count(); // from Parquet footers
-      Dataset<Row> scored = scored(in, o);
-      Progress progress = new Progress(spark, rows, out, progressSeconds);
-      long t0 = System.nanoTime();
-      try {
-        progress.start();
-        if (format.equals("noop")) {
-          scored.write().format("noop").mode(SaveMode.Overwrite).save();
-        } else {
-          scored.write().mode(o.overwrite() ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(o.output());
+      for (int run = 1; run <= repeat; run++) {
+        if (repeat > 1) {
+          out.printf(Locale.ROOT, "score: run %d of %d%s%n", run, repeat, run == 1 ? " (cold: JIT, model load)" : " (warm)");
         }
-      } finally {
-        progress.stop();
+        runOnce(spark, o, format, explain, progressSeconds, out);
       }
-      double s = (System.nanoTime() - t0) / 1e9;
-      long written = format.equals("noop") ? plans.outputRows() : spark.read().parquet(o.output()).count();
-      spark.listenerManager().unregister(plans);
-      if (explain) {
-        plans.print(out);
-      }
-      out.printf(Locale.ROOT, "score: %,d rows in, %,d rows out (model %s, layer %d, input column %s, options %s)%n",
-          rows, written, o.model(), o.layer(), o.inputCol(), o.callOptions().isEmpty() ? "session defaults"
-              : o.callOptions());
-      out.printf(Locale.ROOT, "score: %.1f s, %,.0f rows/s = tokens/s -> %s%n", s, written / Math.max(s, 1e-9),
-          format.equals("noop") ? "noop (discarded)" : o.output());
     }
     return 0;
+  }
+
+  /** One scoring job: reads, scores and writes (or discards) all rows, then prints what it did. */
+  private static void runOnce(SparkSession spark, Options o, String format, boolean explain, double progressSeconds,
+      PrintStream out) throws InterruptedException {
+    PlanCapture plans = new PlanCapture();
+    spark.listenerManager().register(plans);
+    Dataset<Row> in = spark.read().parquet(o.input());
+    long rows = in.count(); // from Parquet footers
+    Dataset<Row> scored = scored(in, o);
+    Progress progress = new Progress(spark, rows, out, progressSeconds);
+    long t0 = System.nanoTime();
+    try {
+      progress.start();
+      if (format.equals("noop")) {
+        scored.write().format("noop").mode(SaveMode.Overwrite).save();
+      } else {
+        scored.write().mode(o.overwrite() ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(o.output());
+      }
+    } finally {
+      progress.stop();
+    }
+    double s = (System.nanoTime() - t0) / 1e9;
+    long written = format.equals("noop") ? plans.outputRows() : spark.read().parquet(o.output()).count();
+    spark.listenerManager().unregister(plans);
+    if (explain) {
+      plans.print(out);
+    }
+    out.printf(Locale.ROOT, "score: %,d rows in, %,d rows out (model %s, layer %d, input column %s, options %s)%n",
+        rows, written, o.model(), o.layer(), o.inputCol(), o.callOptions().isEmpty() ? "session defaults"
+            : o.callOptions());
+    out.printf(Locale.ROOT, "score: %.1f s, %,.0f rows/s = tokens/s -> %s%n", s, written / Math.max(s, 1e-9),
+        format.equals("noop") ? "noop (discarded)" : o.output());
   }
 
   static final String READER_BATCH = "spark.sql.parquet.columnarReaderBatchSize";
