@@ -11,7 +11,7 @@
 #        SKIP    space-separated steps to leave out: staging h2d sample torchwrite
 #        OUTPUT  parquet|noop|both: what the full-size GPU score job writes (default both when the disk
 #                holds input + output, else noop: 2M Mixtral rows are 34 GB of fp32 in and as much out)
-#        BATCHES space-separated rows per batch to sweep (default 16384): each sets both the Parquet
+#        BATCHES space-separated rows per batch to sweep (default 1024): each sets both the Parquet
 #                reader's batch and the GPU call's rows (--batch-rows); the scan, the staging bench and the
 #                noop score job run once per value, the best noop score job goes into the table
 #        STAGING_BATCHES  tokens per chunk for StagingBench (default BATCHES; its largest value is the
@@ -78,7 +78,7 @@ mode=${OUTPUT:-$(awk -v i="$in_gb" -v f="$free_gb" 'BEGIN{print (f > 1.3 * i + 5
 echo "input $in_gb GB, free $free_gb GB -> full-size GPU output: $mode"
 kv input_gb "$in_gb"
 
-BATCHES=${BATCHES:-16384}
+BATCHES=${BATCHES:-1024}
 if ! skip staging; then
   for b in ${STAGING_BATCHES:-$BATCHES}; do
     echo "== StagingBench (layer alone, PinnedStaging, pinned H2D), $b tokens per chunk"

@@ -15,7 +15,7 @@ import java.util.function.Function;
  *   <tr><th>key</th><th>default</th><th>meaning</th></tr>
  *   <tr><td>{@value #BACKEND}</td><td>auto</td><td>auto|cpu|gpu; auto uses the GPU when usable, else the
  *   CPU (reason logged); gpu fails when no GPU is usable</td></tr>
- *   <tr><td>{@value #BATCH_ROWS}</td><td>4096 on the CPU, 16384 on the GPU</td><td>most rows per call of
+ *   <tr><td>{@value #BATCH_ROWS}</td><td>4096 on the CPU, 1024 on the GPU</td><td>most rows per call of
  *   the layer (on the GPU: rows per pinned staging slot); an input batch larger than this is scored in
  *   several calls. Input batches are not merged: raise
  *   {@code spark.sql.parquet.columnarReaderBatchSize} (Parquet) or
@@ -39,12 +39,16 @@ public final class MoeConf {
   /** Rows per layer call on the CPU when {@value #BATCH_ROWS} is unset. */
   public static final int DEFAULT_BATCH_ROWS = 4096;
   /**
-   * Rows per layer call on the GPU when {@value #BATCH_ROWS} is unset: large enough that the grouped GEMMs
-   * fill the H100 (OLMoE-sized layers reach their tokens/s plateau around 16k tokens, benchmarks/layer-gpu.md),
-   * small enough that each task's staging (4 buffers of rows × hidden × 4 bytes, pinned and on the device)
-   * stays at 0.5 GiB for hidden 2048 and 1 GiB for hidden 4096.
+   * Rows per layer call on the GPU when {@value #BATCH_ROWS} is unset (and, in {@code moe score}, rows per
+   * Parquet reader batch). A Spark job is bound by the host, not the GPU: on the H100 host a 2M-token
+   * OLMoE-like {@code array<float>} job ran at 68k / 142k / 174k tok/s with 16384 / 4096 / 2048 rows per
+   * batch in one run and at 194k / 211k / 214k with 4096 / 2048 / 1024 in the next (benchmarks/spark-gpu.md),
+   * because Spark's nested Parquet reader and the packing slow
+   * down when a batch's vectors (rows × hidden floats plus two int levels per float) fall out of the
+   * caches, while the layer alone still does 1.1M tok/s at 1024 rows (2.5M at 16384). Each task's staging
+   * (4 buffers of rows × hidden × 4 bytes, pinned and on the device) is 32 MiB for hidden 2048.
    */
-  public static final int DEFAULT_GPU_BATCH_ROWS = 16384;
+  public static final int DEFAULT_GPU_BATCH_ROWS = 1024;
 
   private MoeConf() {}
 
