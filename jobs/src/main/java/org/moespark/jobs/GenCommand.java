@@ -38,6 +38,15 @@ final class GenCommand implements Main.Command {
       .add("id", DataTypes.LongType, false)
       .add("embedding", DataTypes.createArrayType(DataTypes.FloatType, false), false);
 
+  /**
+   * Schema with {@code --encoding binary}: each embedding as {@code 4·dim} bytes of little-endian float32
+   * (one Parquet value per row: Spark's reader copies it in one piece, where an {@code array<float>} costs a
+   * repetition and a definition level per float; {@code moe_score} reads both).
+   */
+  static final StructType EMBEDDINGS_BINARY_SCHEMA = new StructType()
+      .add("id", DataTypes.LongType, false)
+      .add("embedding", DataTypes.BinaryType, false);
+
   @Override
   public String summary() {
     return "generate synthetic inputs: 'gen embeddings' (Parquet) or 'gen model' (tiny HF MoE checkpoint)";
@@ -64,6 +73,7 @@ final class GenCommand implements Main.Command {
   private static void usage(PrintStream out) {
     out.println("usage: moe gen embeddings --rows N --dim D [--distribution normal|uniform|clustered] [--seed S]");
     out.println("                          [--clusters C (16)] [--spread X (0.1)] --output PARQUET [--partitions P]");
+    out.println("                          [--encoding array|binary (array<float>, or float32 little-endian bytes)]");
     out.println("                          [--overwrite] [--master M]");
     out.println("       moe gen model --family mixtral|qwen2_moe|qwen3_moe|olmoe|deepseek_v3|gpt_oss --output DIR");
     out.println("                     [--hidden H] [--experts E] [--top-k K] [--intermediate I] [--layers L]");
@@ -73,7 +83,8 @@ final class GenCommand implements Main.Command {
 
   private static int embeddings(String[] argv, PrintStream out) {
     Args a = new Args("gen embeddings", argv,
-        Set.of("rows", "dim", "distribution", "seed", "clusters", "spread", "output", "partitions", "master"),
+        Set.of("rows", "dim", "distribution", "seed", "clusters", "spread", "output", "partitions", "master",
+            "encoding"),
         Set.of("overwrite"));
     if (!a.positional().isEmpty()) {
       throw new Main.UsageException("unexpected arguments: " + String.join(" ", a.positional()));
@@ -86,6 +97,7 @@ final class GenCommand implements Main.Command {
     int clusters = a.intValue("clusters", 16, 1, 1 << 20);
     double spread = a.doubleValue("spread", 0.1, 0, 1e6);
     String output = a.required("output");
+    boolean binary = a.choice("encoding", "array", "array", "binary").equals("binary");
     EmbeddingGenerator gen = new EmbeddingGenerator(dim, seed, dist, clusters, spread);
 
     try (JobSession js = JobSession.open("moe gen embeddings", a.string("master", null))) {
@@ -93,20 +105,28 @@ final class GenCommand implements Main.Command {
       int partitions = a.intValue("partitions", Math.max(1, spark.sparkContext().defaultParallelism()), 1, 1 << 20);
       long delayMs = Long.parseLong(spark.conf().get(TASK_DELAY_KEY, "0"));
       long t0 = System.nanoTime();
-      Dataset<Row> df = embeddings(spark, gen, rows, partitions, delayMs);
+      Dataset<Row> df = embeddings(spark, gen, rows, partitions, delayMs, binary);
       df.write().mode(a.flag("overwrite") ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(output);
       double s = (System.nanoTime() - t0) / 1e9;
-      out.printf("gen embeddings: %d rows x %d (%s, seed %d) in %d partitions -> %s  [%.1f s, %.0f rows/s]%n",
-          rows, dim, dist.name().toLowerCase(java.util.Locale.ROOT), seed, partitions, output, s, rows / Math.max(s, 1e-9));
+      out.printf("gen embeddings: %d rows x %d (%s, seed %d%s) in %d partitions -> %s  [%.1f s, %.0f rows/s]%n",
+          rows, dim, dist.name().toLowerCase(java.util.Locale.ROOT), seed, binary ? ", binary float32 LE" : "",
+          partitions, output, s, rows / Math.max(s, 1e-9));
     }
     return 0;
   }
 
-  /**
-   * The embeddings data set (schema {@link #EMBEDDINGS_SCHEMA}) over {@code spark.range(0, rows)} in
-   * {@code partitions} partitions; rows are made on the executors.
-   */
+  /** {@link #embeddings(SparkSession, EmbeddingGenerator, long, int, long, boolean)} as {@code array<float>}. */
   static Dataset<Row> embeddings(SparkSession spark, EmbeddingGenerator gen, long rows, int partitions, long delayMs) {
+    return embeddings(spark, gen, rows, partitions, delayMs, false);
+  }
+
+  /**
+   * The embeddings data set (schema {@link #EMBEDDINGS_SCHEMA}, or {@link #EMBEDDINGS_BINARY_SCHEMA} when
+   * {@code binary}) over {@code spark.range(0, rows)} in {@code partitions} partitions; rows are made on the
+   * executors.
+   */
+  static Dataset<Row> embeddings(SparkSession spark, EmbeddingGenerator gen, long rows, int partitions, long delayMs,
+      boolean binary) {
     MapPartitionsFunction<Long, Row> f = ids -> {
       if (delayMs > 0) {
         Thread.sleep(delayMs);
@@ -120,10 +140,19 @@ final class GenCommand implements Main.Command {
         @Override
         public Row next() {
           long id = ids.next();
-          return RowFactory.create(id, gen.row(id));
+          float[] e = gen.row(id);
+          return RowFactory.create(id, binary ? littleEndian(e) : e);
         }
       };
     };
-    return spark.range(0, rows, 1, partitions).mapPartitions(f, Encoders.row(EMBEDDINGS_SCHEMA));
+    return spark.range(0, rows, 1, partitions)
+        .mapPartitions(f, Encoders.row(binary ? EMBEDDINGS_BINARY_SCHEMA : EMBEDDINGS_SCHEMA));
+  }
+
+  /** {@code v} as little-endian float32 bytes. */
+  static byte[] littleEndian(float[] v) {
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * v.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    b.asFloatBuffer().put(v);
+    return b.array();
   }
 }

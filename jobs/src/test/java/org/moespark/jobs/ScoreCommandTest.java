@@ -91,6 +91,50 @@ class ScoreCommandTest {
   }
 
   @Test
+  void binaryEncodedInputScoresToTheSameBitsAsArrayInput() throws Exception {
+    Path bin = tmp.resolve("emb-binary.parquet");
+    assertEquals(0, run("gen", "embeddings", "--rows", "" + ROWS, "--dim", "" + H, "--seed", "9", "--distribution",
+        "clustered", "--output", bin.toString(), "--partitions", "2", "--encoding", "binary"), err.toString());
+    assertEquals(DataTypes.BinaryType, spark.read().parquet(bin.toString()).schema().apply("embedding").dataType());
+    List<Row> arr = spark.read().parquet(input.toString()).orderBy("id").collectAsList();
+    List<Row> raw = spark.read().parquet(bin.toString()).orderBy("id").collectAsList();
+    for (int r = 0; r < ROWS; r += 97) { // the bytes are the array's floats, little-endian
+      java.nio.FloatBuffer f = java.nio.ByteBuffer.wrap((byte[]) raw.get(r).get(1))
+          .order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+      List<Float> want = arr.get(r).getList(1);
+      for (int k = 0; k < H; k++) {
+        assertEquals(Float.floatToRawIntBits(want.get(k)), Float.floatToRawIntBits(f.get(k)), "row " + r + " elem " + k);
+      }
+    }
+    Path a = tmp.resolve("scored-array");
+    Path b = tmp.resolve("scored-binary");
+    for (Path[] io : new Path[][] {{input, a}, {bin, b}}) {
+      assertEquals(0, run("score", "--model", model.toString(), "--layer", "1", "--input", io[0].toString(),
+          "--output", io[1].toString(), "--backend", "cpu", "--progress-seconds", "0"), err.toString());
+    }
+    List<Row> ga = spark.read().parquet(a.toString()).orderBy("id").collectAsList();
+    List<Row> gb = spark.read().parquet(b.toString()).orderBy("id").collectAsList();
+    assertEquals(ROWS, gb.size());
+    for (int r = 0; r < ROWS; r++) {
+      Tolerance.assertBitEqual(floats(ga.get(r).getList(1)), floats(gb.get(r).getList(1)), "output of row " + r);
+      assertEquals(ga.get(r).getList(2), gb.get(r).getList(2), "topk_ids of row " + r);
+    }
+  }
+
+  @Test
+  void repeatRunsTheNoopJobAgainAndNeedsNoop() {
+    assertEquals(0, run("score", "--model", model.toString(), "--layer", "0", "--input", input.toString(),
+        "--output", "unused", "--backend", "cpu", "--format", "noop", "--repeat", "2", "--progress-seconds", "0"),
+        err.toString());
+    String log = out.toString(StandardCharsets.UTF_8);
+    assertTrue(log.contains("score: run 1 of 2 (cold") && log.contains("score: run 2 of 2 (warm)"), log);
+    assertEquals(2, log.split("1,223 rows in, 1,223 rows out", -1).length - 1, log);
+    assertEquals(2, run("score", "--model", model.toString(), "--layer", "0", "--input", input.toString(),
+        "--output", tmp.resolve("never").toString(), "--repeat", "2"));
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--repeat 2 needs --format noop"), err.toString());
+  }
+
+  @Test
   void otherIdAndInputColumnsAndRepartitioning() throws Exception {
     Path renamed = tmp.resolve("renamed.parquet");
     spark.read().parquet(input.toString()).selectExpr("concat('doc-', cast(id as string)) AS `doc key`", "embedding AS vec")
