@@ -1,6 +1,5 @@
 package org.moespark.spark;
 
-import java.lang.reflect.Field;
 import org.apache.spark.sql.execution.vectorized.OffHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.OnHeapColumnVector;
 import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
@@ -21,9 +20,6 @@ import org.apache.spark.unsafe.Platform;
  * through {@link EmbeddingReader}, so values and error messages are exactly the CPU path's.
  */
 final class EmbeddingPacker {
-  private static final Field FLOAT_DATA = field("floatData");
-  private static final Field BYTE_DATA = field("byteData");
-
   private final ColumnVector col;
   private final CallPlan.InputKind kind;
   private final int hidden;
@@ -48,8 +44,8 @@ final class EmbeddingPacker {
         if (data instanceof OffHeapColumnVector oh) {
           fast = wc;
           off = oh.valuesNativeAddress();
-        } else if (data instanceof OnHeapColumnVector) {
-          b = array(data, eb == 4 ? FLOAT_DATA : BYTE_DATA);
+        } else if (data instanceof OnHeapColumnVector oh) {
+          b = eb == 4 ? OnHeapData.floats(oh) : OnHeapData.bytes(oh);
           if (b != null) {
             fast = wc;
             off = eb == 4 ? Platform.FLOAT_ARRAY_OFFSET : Platform.BYTE_ARRAY_OFFSET;
@@ -118,26 +114,5 @@ final class EmbeddingPacker {
       acc |= (long) ((~Platform.getInt(base, offset + 4L * i) & 0x7f800000) - 1);
     }
     return acc >= 0;
-  }
-
-  private static Field field(String name) {
-    try {
-      Field f = OnHeapColumnVector.class.getDeclaredField(name);
-      f.setAccessible(true);
-      return f;
-    } catch (ReflectiveOperationException | RuntimeException e) {
-      return null; // another Spark version: the EmbeddingReader path still works
-    }
-  }
-
-  private static Object array(WritableColumnVector v, Field f) {
-    if (f == null) {
-      return null;
-    }
-    try {
-      return f.get(v);
-    } catch (IllegalAccessException e) {
-      return null;
-    }
   }
 }

@@ -1,6 +1,5 @@
 package org.moespark.spark;
 
-import java.lang.reflect.Field;
 import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
 import org.apache.spark.sql.catalyst.expressions.codegen.UnsafeRowWriter;
@@ -31,9 +30,6 @@ import org.apache.spark.unsafe.array.ByteArrayMethods;
  * before asking for the next row.
  */
 final class ResultRows {
-  private static final Field FLOAT_DATA = field("floatData");
-  private static final Field INT_DATA = field("intData");
-
   private final boolean routed;
   private final UnsafeRowWriter struct = new UnsafeRowWriter(3, 8192 + 512);
   private final UnsafeArrayData array = new UnsafeArrayData();
@@ -151,26 +147,11 @@ final class ResultRows {
       offsets[f] = oh.valuesNativeAddress();
       return true;
     }
-    if (data instanceof OnHeapColumnVector) {
-      Field fd = t instanceof FloatType ? FLOAT_DATA : INT_DATA;
-      try {
-        bases[f] = fd == null ? null : fd.get(data);
-      } catch (IllegalAccessException e) {
-        bases[f] = null;
-      }
+    if (data instanceof OnHeapColumnVector oh) {
+      bases[f] = t instanceof FloatType ? OnHeapData.floats(oh) : OnHeapData.ints(oh);
       offsets[f] = t instanceof FloatType ? Platform.FLOAT_ARRAY_OFFSET : Platform.INT_ARRAY_OFFSET;
       return bases[f] != null;
     }
     return false;
-  }
-
-  private static Field field(String name) {
-    try {
-      Field f = OnHeapColumnVector.class.getDeclaredField(name);
-      f.setAccessible(true);
-      return f;
-    } catch (ReflectiveOperationException | RuntimeException e) {
-      return null; // another Spark version: the generic path still works
-    }
   }
 }
