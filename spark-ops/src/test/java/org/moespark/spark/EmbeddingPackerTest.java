@@ -182,10 +182,12 @@ class EmbeddingPackerTest {
             }
             Platform.putInt(null, a + 4L * pos, f);
             assertTrue(EmbeddingPacker.allFinite(a, n), Integer.toHexString(f) + " at " + pos + " of " + n);
+            assertTrue(EmbeddingPacker.allFinite(onHeap(a, n), 3, n), Integer.toHexString(f) + " at " + pos + " (array)");
           }
           for (int s : specials) {
             Platform.putInt(null, a + 4L * pos, s);
             assertFalse(EmbeddingPacker.allFinite(a, n), Integer.toHexString(s) + " at " + pos + " of " + n);
+            assertFalse(EmbeddingPacker.allFinite(onHeap(a, n), 3, n), Integer.toHexString(s) + " at " + pos + " (array)");
             Platform.putInt(null, a + 4L * pos, 0x3f800000);
           }
         }
@@ -233,5 +235,13 @@ class EmbeddingPackerTest {
       }
       assertNotNull(out.getArray(0));
     }
+  }
+
+  /** The n floats at native {@code a}, at index 3 of an array whose other slots hold NaN (outside the range checked). */
+  private static float[] onHeap(long a, int n) {
+    float[] f = new float[n + 6];
+    java.util.Arrays.fill(f, Float.NaN);
+    Platform.copyMemory(null, a, f, Platform.FLOAT_ARRAY_OFFSET + 12, 4L * n);
+    return f;
   }
 }
