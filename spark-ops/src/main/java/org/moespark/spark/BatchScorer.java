@@ -37,6 +37,27 @@ public interface BatchScorer {
   }
 
   /**
+   * Whether the operator runs this scorer through {@link Staging} (pack the column vectors into a slot,
+   * compute, unpack from the slot) instead of {@link #score} on arrays: by default when it has a
+   * {@link #deviceLayer}.
+   */
+  default boolean staged() {
+    return deviceLayer() != null;
+  }
+
+  /**
+   * A new staging of {@code capacity} rows per slot for a {@link #staged} scorer (the operator pools them per
+   * executor): by default {@code PinnedStaging} on the device layer.
+   */
+  default Staging newStaging(int capacity) {
+    org.moespark.layer.MoeLayerGpu l = deviceLayer();
+    if (l == null) {
+      throw new UnsupportedOperationException("scorer on " + backend() + " has no staging (staged() is false)");
+    }
+    return Staging.of(org.moespark.layer.PinnedStaging.create(l, capacity));
+  }
+
+  /**
    * One batch's results plus where the time went. {@code y [rows, hidden]}, {@code topkIds [rows, topK]},
    * {@code topkWeights [rows, topK]}, row-major. Times in nanoseconds; a CPU scorer reports all its time
    * as compute.

@@ -14,7 +14,6 @@ import org.apache.spark.sql.execution.vectorized.WritableColumnVector;
 import org.apache.spark.sql.vectorized.ColumnVector;
 import org.apache.spark.sql.vectorized.ColumnarBatch;
 import org.apache.spark.util.TaskCompletionListener;
-import org.moespark.layer.MoeLayerGpu;
 import org.moespark.layer.PinnedStaging;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -27,14 +26,16 @@ import scala.collection.Iterator;
  * boxing), score the good rows in chunks of at most
  * {@code batchRows}, and return the input columns plus one result column per call.
  *
- * <p>GPU path (the scorer has a {@link BatchScorer#deviceLayer}): rows are packed from the column vectors
+ * <p>Staged path ({@link BatchScorer#staged}: a scorer with a {@link BatchScorer#deviceLayer}, whose
+ * {@link Staging} is a {@link PinnedStaging}; tests run the same path on the CPU through {@link HostStaging}).
+ * On the GPU: rows are packed from the column vectors
  * straight into the pinned input of a {@link PinnedStaging} slot ({@link EmbeddingPacker}: one memory copy
  * per row, bad rows handled by the same policy as on the CPU), uploaded on the staging's copy stream while
  * the previous chunk computes, run with {@code MoeLayerGpu.forwardDevice} (device routing), and y comes back
  * by DMA into the slot's pinned output, from where one memory copy per run of consecutive good rows puts it
  * into the off-heap result vector. Two slots alternate: chunk i+1 is packed and its upload enqueued before
  * chunk i computes. The staging (pinned memory allocated once) is borrowed from {@link StagingPool} for the
- * partition. The result vector is deliberately not page-locked: registering it per task
+ * partition ({@link StagingPool}, per scorer). The result vector is deliberately not page-locked: registering it per task
  * ({@code cudaHostRegister}, 128 times in a 2M-row job) stalled the device's work 6-17x on the H100
  * (benchmarks/spark-gpu.md).
  */
@@ -64,7 +65,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private final Map<String, SQLMetric> m;
     private final BatchScorer[] scorers;
     private final WritableColumnVector[] outs;
-    private final PinnedStaging[] staging;
+    private final Staging[] staging;
     private final int[][][] rowsOf;
     private long rowBase;
     private long badRows;
@@ -79,7 +80,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       this.m = metrics;
       this.scorers = new BatchScorer[calls.size()];
       this.outs = new WritableColumnVector[calls.size()];
-      this.staging = new PinnedStaging[calls.size()];
+      this.staging = new Staging[calls.size()];
       this.rowsOf = new int[calls.size()][][];
       TaskContext tc = TaskContext.get();
       if (tc != null) {
@@ -149,9 +150,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private long scoreCall(int c, ColumnarBatch batch, int n, boolean[] drop) {
       CallPlan call = calls.get(c);
       BatchScorer scorer = scorer(c);
-      MoeLayerGpu device = scorer.deviceLayer();
-      if (device != null) {
-        return scoreCallStaged(c, batch, n, drop, device);
+      if (scorer.staged()) {
+        return scoreCallStaged(c, batch, n, drop, scorer);
       }
       int hidden = scorer.hiddenSize();
       int topK = scorer.topK();
@@ -184,13 +184,14 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
      * The GPU path of call {@code c} (see the class comment); returns the nanoseconds not spent packing or
      * unpacking (GPU compute and waits), so that {@code hostTime} stays the host-side work.
      */
-    private long scoreCallStaged(int c, ColumnarBatch batch, int n, boolean[] drop, MoeLayerGpu layer) {
+    private long scoreCallStaged(int c, ColumnarBatch batch, int n, boolean[] drop, BatchScorer scorer) {
       CallPlan call = calls.get(c);
-      int hidden = layer.hiddenSize();
-      int topK = layer.topK();
+      int hidden = scorer.hiddenSize();
+      int topK = scorer.topK();
+      String backend = scorer.backend();
       WritableColumnVector out = output(c, n, hidden, topK, true);
       int cap = Math.max(1, Math.min(call.settings().batchRowsFor(true), (int) (Integer.MAX_VALUE / (4L * hidden))));
-      PinnedStaging st = staging(c, layer, cap);
+      Staging st = staging(c, scorer, cap);
       int chunk = Math.min(cap, Math.max(1, n));
       if (rowsOf[c] == null || rowsOf[c][0].length < chunk) {
         rowsOf[c] = new int[][] {new int[chunk], new int[chunk]};
@@ -211,7 +212,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       while (filled[cur] > 0) {
         int other = 1 - cur;
         if (pending[other] != null) { // the other slot's last chunk: its y comes back while we pack
-          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK);
+          deviceNanos += drain(st, other, pending[other], rows[other], out, call, hidden, topK, backend);
           pending[other] = null;
         }
         filled[other] = next[0] < n ? pack(packer, call, st, other, rows[other], chunk, next, n, drop, out) : 0;
@@ -226,7 +227,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       for (int k = 0; k < 2; k++) {
         int sl = (cur + k) % 2; // the older pending slot first
         if (pending[sl] != null) {
-          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK);
+          deviceNanos += drain(st, sl, pending[sl], rows[sl], out, call, hidden, topK, backend);
           pending[sl] = null;
         }
       }
@@ -234,7 +235,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     }
 
     /** Packs the next good rows from {@code next[0]} into the slot's pinned input; returns how many. */
-    private int pack(EmbeddingPacker packer, CallPlan call, PinnedStaging st, int slot, int[] rows, int chunk,
+    private int pack(EmbeddingPacker packer, CallPlan call, Staging st, int slot, int[] rows, int chunk,
         int[] next, int n, boolean[] drop, WritableColumnVector out) {
       long base = st.inputAddress(slot);
       long rowBytes = 4L * st.hiddenSize();
@@ -253,8 +254,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     }
 
     /** Waits for the slot's y, writes it and the routing into the result vectors; returns the wait in ns. */
-    private long drain(PinnedStaging st, int slot, PinnedStaging.Result res, int[] rows, WritableColumnVector out,
-        CallPlan call, int hidden, int topK) {
+    private long drain(Staging st, int slot, PinnedStaging.Result res, int[] rows, WritableColumnVector out,
+        CallPlan call, int hidden, int topK, String backend) {
       long t0 = System.nanoTime();
       long d2h = st.awaitOutput(slot);
       long waited = System.nanoTime() - t0;
@@ -267,7 +268,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       }
       m.get("numTokens").add(count);
       m.get("numBatches").add(1);
-      m.get("numGpuBatches").add(1);
+      m.get("gpu".equals(backend) ? "numGpuBatches" : "numCpuBatches").add(1);
       m.get("hostToDeviceTime").add(res.hostToDeviceNanos());
       m.get("computeTime").add(res.computeNanos());
       m.get("deviceToHostTime").add(d2h);
@@ -275,13 +276,13 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       return waited;
     }
 
-    private PinnedStaging staging(int c, MoeLayerGpu layer, int cap) {
+    private Staging staging(int c, BatchScorer scorer, int cap) {
       if (staging[c] != null && staging[c].capacity() < cap) {
         StagingPool.giveBack(staging[c]);
         staging[c] = null;
       }
       if (staging[c] == null) {
-        staging[c] = StagingPool.borrow(layer, cap);
+        staging[c] = StagingPool.borrow(scorer, cap);
       }
       return staging[c];
     }

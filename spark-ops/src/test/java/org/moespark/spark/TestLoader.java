@@ -10,7 +10,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * {@link ScorerLoader} for tests: a model directory holds only a {@code config.json} with
  * {@code hidden_size, num_hidden_layers, num_local_experts, num_experts_per_tok, seed} (and optionally
- * {@code "fail_load": true}, which passes the driver check but fails on the executors).
+ * {@code "fail_load": true}, which passes the driver check but fails on the executors, and
+ * {@code "host_staging": true}, which runs the scorer through the operator's staged path, {@link HostStaging}).
  */
 public final class TestLoader implements ScorerLoader {
   static final AtomicInteger LOADS = new AtomicInteger();
@@ -35,7 +36,8 @@ public final class TestLoader implements ScorerLoader {
     if (options.backend() != MoeBackend.CPU) {
       throw new UnsupportedOperationException("the test scorer runs on the CPU only");
     }
-    return scorer(cfg, layer);
+    TestScorer s = scorer(cfg, layer);
+    return cfg.path("host_staging").asBoolean(false) ? s.hostStaged() : s;
   }
 
   static TestScorer scorer(JsonNode cfg, int layer) {
@@ -45,11 +47,17 @@ public final class TestLoader implements ScorerLoader {
 
   /** Writes a test model directory and returns the scorer for {@code layer} of it (the reference). */
   static Path write(Path dir, int hidden, int experts, int topK, long seed, boolean failLoad) {
+    return write(dir, hidden, experts, topK, seed, failLoad, false);
+  }
+
+  /** {@link #write}, with {@code "host_staging": hostStaging}. */
+  static Path write(Path dir, int hidden, int experts, int topK, long seed, boolean failLoad, boolean hostStaging) {
     try {
       Files.createDirectories(dir);
       Files.writeString(dir.resolve("config.json"), "{\"model_type\":\"test-moe\",\"hidden_size\":" + hidden
           + ",\"num_hidden_layers\":2,\"num_local_experts\":" + experts + ",\"num_experts_per_tok\":" + topK
-          + ",\"seed\":" + seed + (failLoad ? ",\"fail_load\":true" : "") + "}");
+          + ",\"seed\":" + seed + (failLoad ? ",\"fail_load\":true" : "") + (hostStaging ? ",\"host_staging\":true" : "")
+          + "}");
       return dir;
     } catch (IOException e) {
       throw new UncheckedIOException(e);

@@ -16,6 +16,30 @@ final class TestScorer implements BatchScorer {
   private final double[][] router;
   private final float[][] scale;
   private final float[][] bias;
+  private boolean hostStaged;
+
+  /** This scorer run through the operator's staged path ({@link HostStaging}), as a GPU scorer would be. */
+  TestScorer hostStaged() {
+    hostStaged = true;
+    return this;
+  }
+
+  @Override
+  public boolean staged() {
+    return hostStaged;
+  }
+
+  /** Stagings made for host-staged test scorers (the operator pools them: one per concurrent task). */
+  static final java.util.concurrent.atomic.AtomicInteger STAGINGS = new java.util.concurrent.atomic.AtomicInteger();
+
+  @Override
+  public Staging newStaging(int capacity) {
+    if (!hostStaged) {
+      return BatchScorer.super.newStaging(capacity);
+    }
+    STAGINGS.incrementAndGet();
+    return new HostStaging(this, capacity);
+  }
 
   TestScorer(int hidden, int experts, int topK, long seed, int layer) {
     this.hidden = hidden;
