@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
@@ -39,9 +38,9 @@ import org.moespark.testing.Tolerance;
  */
 @Tag("gpu")
 class MoeScoreStagedGpuTest {
-  static final int N = 61;
-  static final int CHUNK = 7;
-  static final int[] BAD = {5, 17, 30};
+  static final int N = MoeScoreStagedTest.N;
+  static final int CHUNK = MoeScoreStagedTest.CHUNK;
+  static final int[] BAD = MoeScoreStagedTest.BAD;
   static SparkSession spark;
   static String uri;
   static int hidden;
@@ -57,19 +56,10 @@ class MoeScoreStagedGpuTest {
     try (MoeLayer l = MoeLayer.load(model, 0, new LayerOptions(Backend.CPU, Compute.FP32))) {
       hidden = l.hiddenSize();
     }
-    List<Row> rows = new ArrayList<>();
     for (int i = 0; i < N; i++) {
       emb[i] = MoeLayerScoringTest.embedding(i, hidden);
-      Float[] b = Fixtures.boxed(emb[i]);
-      if (i == BAD[0]) {
-        b = null;
-      } else if (i == BAD[1]) {
-        b[3] = Float.NaN;
-      } else if (i == BAD[2]) {
-        b = Arrays.copyOf(b, hidden - 1);
-      }
-      rows.add(RowFactory.create(i, b));
     }
+    List<Row> rows = MoeScoreStagedTest.rows(emb, hidden, false);
     StructType schema = new StructType().add("id", DataTypes.IntegerType, false)
         .add("embedding", DataTypes.createArrayType(DataTypes.FloatType, true), true);
     Path pq = SparkTestSession.tmp().resolve("staged-gpu.parquet");
@@ -86,7 +76,7 @@ class MoeScoreStagedGpuTest {
   }
 
   static boolean bad(int i) {
-    return Arrays.stream(BAD).anyMatch(b -> b == i);
+    return MoeScoreStagedTest.bad(i);
   }
 
   /** forwardDevice on the good rows, CHUNK at a time: id → (y, ids, weights). */

@@ -45,23 +45,11 @@ class MoeScoreStagedTest {
     Path model = TestLoader.write(SparkTestSession.tmp().resolve("model-staged"), H, 6, 2, 5, false, true);
     uri = model.toString();
     ref = TestLoader.reference(model, 1);
-    List<Row> arrays = new ArrayList<>();
-    List<Row> binaries = new ArrayList<>();
     for (int i = 0; i < N; i++) {
       emb[i] = MoeLayerScoringTest.embedding(i, H);
-      float[] e = emb[i];
-      if (i == BAD[1]) {
-        e = e.clone();
-        e[3] = Float.NaN;
-      } else if (i == BAD[2]) {
-        e = Arrays.copyOf(e, H - 1);
-      }
-      boolean nul = i == BAD[0];
-      arrays.add(RowFactory.create(i, nul ? null : Fixtures.boxed(e)));
-      ByteBuffer b = ByteBuffer.allocate(4 * e.length).order(ByteOrder.LITTLE_ENDIAN);
-      b.asFloatBuffer().put(e);
-      binaries.add(RowFactory.create(i, nul ? null : b.array()));
     }
+    List<Row> arrays = rows(emb, H, false);
+    List<Row> binaries = rows(emb, H, true);
     StructType arr = new StructType().add("id", DataTypes.IntegerType, false)
         .add("embedding", DataTypes.createArrayType(DataTypes.FloatType, true), true);
     StructType bin = new StructType().add("id", DataTypes.IntegerType, false).add("embedding", DataTypes.BinaryType, true);
@@ -77,6 +65,35 @@ class MoeScoreStagedTest {
 
   static boolean bad(int i) {
     return Arrays.stream(BAD).anyMatch(b -> b == i);
+  }
+
+  /**
+   * Rows {@code (id int, embedding)} of {@code emb} with the {@link #BAD} rows spoiled: null, a NaN at
+   * element 3, one element short; the embedding as {@code array<float>} (boxed) or float32 LE bytes.
+   */
+  static List<Row> rows(float[][] emb, int hidden, boolean binary) {
+    List<Row> out = new ArrayList<>();
+    for (int i = 0; i < emb.length; i++) {
+      float[] e = emb[i];
+      if (i == BAD[1]) {
+        e = e.clone();
+        e[3] = Float.NaN;
+      } else if (i == BAD[2]) {
+        e = Arrays.copyOf(e, hidden - 1);
+      }
+      Object v;
+      if (i == BAD[0]) {
+        v = null;
+      } else if (binary) {
+        ByteBuffer b = ByteBuffer.allocate(4 * e.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(e);
+        v = b.array();
+      } else {
+        v = Fixtures.boxed(e);
+      }
+      out.add(RowFactory.create(i, v));
+    }
+    return out;
   }
 
   static Dataset<Row> query(String view, String badRows) {
