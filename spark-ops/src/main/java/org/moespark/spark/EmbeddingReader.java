@@ -112,6 +112,9 @@ final class EmbeddingReader {
   }
 
   private static String checkFinite(float[] x, int at, int hidden, String note) {
+    if (EmbeddingPacker.allFinite(x, at, hidden)) {
+      return null; // the common case, one vectorized pass; else find the element for the message
+    }
     for (int i = 0; i < hidden; i++) {
       float v = x[at + i];
       if (!Float.isFinite(v)) {

@@ -34,8 +34,8 @@ import scala.collection.Iterator;
  * the previous chunk computes, run with {@code MoeLayerGpu.forwardDevice} (device routing), and y comes back
  * by DMA into the slot's pinned output, from where one memory copy per run of consecutive good rows puts it
  * into the off-heap result vector. Two slots alternate: chunk i+1 is packed and its upload enqueued before
- * chunk i computes. The staging (pinned memory allocated once) is borrowed from {@link StagingPool} for the
- * partition ({@link StagingPool}, per scorer). The result vector is deliberately not page-locked: registering it per task
+ * chunk i computes. The staging (pinned memory allocated once) is borrowed for the partition from
+ * {@link StagingPool}, which keeps one pool per scorer. The result vector is deliberately not page-locked: registering it per task
  * ({@code cudaHostRegister}, 128 times in a 2M-row job) stalled the device's work 6-17x on the H100
  * (benchmarks/spark-gpu.md).
  */
@@ -100,7 +100,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
     private void releaseStaging() {
       for (int c = 0; c < staging.length; c++) {
         if (staging[c] != null) {
-          StagingPool.giveBack(staging[c]);
+          StagingPool.giveBack(scorers[c], staging[c]);
           staging[c] = null;
         }
       }
@@ -197,8 +197,7 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         rowsOf[c] = new int[][] {new int[chunk], new int[chunk]};
       }
       int[][] rows = rowsOf[c];
-      WritableColumnVector yv = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      yv.arrayData().reserve(Math.multiplyExact(Math.max(n, cap), hidden)); // all n rows: a batch may exceed cap
+      scores(call, out).arrayData().reserve(Math.multiplyExact(Math.max(n, cap), hidden)); // all n rows: a batch may exceed cap
       EmbeddingPacker packer = new EmbeddingPacker(batch.column(call.inputOrdinal()), call.inputKind(), hidden);
       int[] filled = new int[2];
       PinnedStaging.Result[] pending = new PinnedStaging.Result[2];
@@ -260,12 +259,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       long d2h = st.awaitOutput(slot);
       long waited = System.nanoTime() - t0;
       int count = res.rows();
-      WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      ResultUnpacker.putFloatRowsFrom(y, rows, count, st.outputAddress(slot), hidden);
-      if (call.routed()) {
-        ResultUnpacker.putIntRows((WritableColumnVector) out.getChild(1), rows, count, res.topkIds(), topK);
-        ResultUnpacker.putFloatRows((WritableColumnVector) out.getChild(2), rows, count, res.topkWeights(), topK);
-      }
+      ResultUnpacker.putFloatRowsFrom(scores(call, out), rows, count, st.outputAddress(slot), hidden);
+      putRouting(call, out, rows, count, res.topkIds(), res.topkWeights(), topK);
       m.get("numTokens").add(count);
       m.get("numBatches").add(1);
       m.get("gpu".equals(backend) ? "numGpuBatches" : "numCpuBatches").add(1);
@@ -276,9 +271,23 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
       return waited;
     }
 
+    /** The {@code array<float>} vector of y in call {@code call}'s result vector {@code out}. */
+    private static WritableColumnVector scores(CallPlan call, WritableColumnVector out) {
+      return call.routed() ? (WritableColumnVector) out.getChild(0) : out;
+    }
+
+    /** For {@code moe_score_routed}: chunk rows' top-k ids and weights into the result struct's vectors. */
+    private static void putRouting(CallPlan call, WritableColumnVector out, int[] rows, int count, int[] ids,
+        float[] weights, int topK) {
+      if (call.routed()) {
+        ResultUnpacker.putIntRows((WritableColumnVector) out.getChild(1), rows, count, ids, topK);
+        ResultUnpacker.putFloatRows((WritableColumnVector) out.getChild(2), rows, count, weights, topK);
+      }
+    }
+
     private Staging staging(int c, BatchScorer scorer, int cap) {
       if (staging[c] != null && staging[c].capacity() < cap) {
-        StagingPool.giveBack(staging[c]);
+        StagingPool.giveBack(scorer, staging[c]);
         staging[c] = null;
       }
       if (staging[c] == null) {
@@ -296,21 +305,8 @@ final class MoeScoreEvaluatorFactory implements PartitionEvaluatorFactory<Column
         throw new IllegalStateException(call.name() + ": scorer returned [rows=" + s.rows() + ", hidden=" + s.hidden()
             + ", topK=" + s.topK() + "], expected [" + rows + ", " + hidden + ", " + topK + "]");
       }
-      WritableColumnVector y = call.routed() ? (WritableColumnVector) out.getChild(0) : out;
-      for (int j = 0; j < rows; j++) {
-        int r = rowsOf[j];
-        int off = r * hidden;
-        y.arrayData().putFloats(off, hidden, s.y(), j * hidden);
-        y.putArray(r, off, hidden);
-        if (call.routed()) {
-          WritableColumnVector ids = (WritableColumnVector) out.getChild(1);
-          WritableColumnVector ws = (WritableColumnVector) out.getChild(2);
-          ids.arrayData().putInts(r * topK, topK, s.topkIds(), j * topK);
-          ids.putArray(r, r * topK, topK);
-          ws.arrayData().putFloats(r * topK, topK, s.topkWeights(), j * topK);
-          ws.putArray(r, r * topK, topK);
-        }
-      }
+      ResultUnpacker.putFloatRows(scores(call, out), rowsOf, rows, s.y(), hidden);
+      putRouting(call, out, rowsOf, rows, s.topkIds(), s.topkWeights(), topK);
       m.get("numTokens").add(rows);
       m.get("numBatches").add(1);
       m.get("gpu".equals(scorer.backend()) ? "numGpuBatches" : "numCpuBatches").add(1);

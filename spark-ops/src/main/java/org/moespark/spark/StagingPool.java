@@ -12,7 +12,6 @@ import java.util.concurrent.ConcurrentLinkedDeque;
  */
 final class StagingPool {
   private static final Map<BatchScorer, ConcurrentLinkedDeque<Staging>> FREE = new ConcurrentHashMap<>();
-  private static final Map<Staging, BatchScorer> OWNER = new ConcurrentHashMap<>();
 
   private StagingPool() {}
 
@@ -24,22 +23,17 @@ final class StagingPool {
       if (s.capacity() >= rows) {
         return s;
       }
-      OWNER.remove(s);
       s.close(); // a smaller batch size was used before: replace it
     }
-    s = scorer.newStaging(rows);
-    OWNER.put(s, scorer);
-    return s;
+    return scorer.newStaging(rows);
   }
 
-  /** Returns {@code s} to the pool, after waiting for its copies (a failed task may leave some in flight). */
-  static void giveBack(Staging s) {
+  /**
+   * Returns {@code s}, borrowed for {@code scorer}, to the pool, after waiting for its copies (a failed task
+   * may leave some in flight).
+   */
+  static void giveBack(BatchScorer scorer, Staging s) {
     s.reset();
-    BatchScorer scorer = OWNER.get(s);
-    if (scorer == null) {
-      s.close(); // not from this pool
-      return;
-    }
     FREE.computeIfAbsent(scorer, k -> new ConcurrentLinkedDeque<>()).addFirst(s);
   }
 }
