@@ -112,24 +112,27 @@ final class ScoreCommand implements Main.Command {
             Integer.toString(MoeConf.DEFAULT_GPU_BATCH_ROWS)));
         spark.conf().set(READER_BATCH, rows);
       }
+      Dataset<Row> in = spark.read().parquet(o.input());
+      long rows = in.count(); // from Parquet footers
+      Dataset<Row> scored = scored(in, o);
       for (int run = 1; run <= repeat; run++) {
         if (repeat > 1) {
           out.printf(Locale.ROOT, "score: run %d of %d%s%n", run, repeat, run == 1 ? " (cold: JIT, model load)" : " (warm)");
         }
-        runOnce(spark, o, format, explain, progressSeconds, out);
+        runOnce(spark, scored, rows, o, format, explain, progressSeconds, out);
       }
     }
     return 0;
   }
 
-  /** One scoring job: reads, scores and writes (or discards) all rows, then prints what it did. */
-  private static void runOnce(SparkSession spark, Options o, String format, boolean explain, double progressSeconds,
-      PrintStream out) throws InterruptedException {
+  /**
+   * One scoring job: writes (or discards) {@code scored}, the {@code rows} input rows scored, then prints what
+   * it did.
+   */
+  private static void runOnce(SparkSession spark, Dataset<Row> scored, long rows, Options o, String format,
+      boolean explain, double progressSeconds, PrintStream out) throws InterruptedException {
     PlanCapture plans = new PlanCapture();
     spark.listenerManager().register(plans);
-    Dataset<Row> in = spark.read().parquet(o.input());
-    long rows = in.count(); // from Parquet footers
-    Dataset<Row> scored = scored(in, o);
     Progress progress = new Progress(spark, rows, out, progressSeconds);
     long t0 = System.nanoTime();
     try {
