@@ -8,8 +8,12 @@ import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
 import org.moespark.cuda.PinnedBuffer;
 import org.moespark.formats.ActQuantGpu;
+import org.moespark.formats.Bf16;
 import org.moespark.formats.BlockFp8;
 import org.moespark.formats.FormatsGpu;
+import org.moespark.formats.Mxfp;
+import org.moespark.formats.Nvfp4;
+import org.moespark.model.WeightTensor;
 import org.moespark.ops.MoePermuteGpu;
 import org.moespark.ops.Routing;
 import org.moespark.ops.RoutingGpu;
@@ -82,14 +86,32 @@ public final class MoeLayerGpu implements AutoCloseable {
     final DeviceBuffer gateUpS; // fp32 [count, ceil(2·ip/128), ceil(H/128)]
     final DeviceBuffer downQ; // e4m3 [count, H, ip]
     final DeviceBuffer downS; // fp32 [count, ceil(H/128), ceil(ip/128)]
+    // FP4 (GemmPrecision.MXFP4 / NVFP4; else null): codes, block scales and NVFP4's per-matrix scale per row
+    final Fp4 fp4;
+    // host amax of each expert's gate/up and down matrix (bf16 values), for NVFP4's per-matrix scale; or null
+    float[] guAmax;
+    float[] dAmax;
+
+    /** FP4 weights of the experts: GroupedGemmFp4's operands for the gate/up and the down GEMM. */
+    record Fp4(WeightTensor.Format format, DeviceBuffer guCodes, DeviceBuffer guScales, DeviceBuffer guCol,
+        DeviceBuffer dCodes, DeviceBuffer dScales, DeviceBuffer dCol) {
+      void close() {
+        for (DeviceBuffer b : new DeviceBuffer[] {guCodes, guScales, guCol, dCodes, dScales, dCol}) {
+          if (b != null) {
+            b.close();
+          }
+        }
+      }
+    }
 
     DeviceWeights(int count, int inter, DeviceBuffer gateUp, DeviceBuffer down, DeviceBuffer gateUpBias,
         DeviceBuffer downBias) {
-      this(count, inter, gateUp, down, gateUpBias, downBias, null, null, null, null);
+      this(count, inter, gateUp, down, gateUpBias, downBias, null, null, null, null, null);
     }
 
     private DeviceWeights(int count, int inter, DeviceBuffer gateUp, DeviceBuffer down, DeviceBuffer gateUpBias,
-        DeviceBuffer downBias, DeviceBuffer gateUpQ, DeviceBuffer gateUpS, DeviceBuffer downQ, DeviceBuffer downS) {
+        DeviceBuffer downBias, DeviceBuffer gateUpQ, DeviceBuffer gateUpS, DeviceBuffer downQ, DeviceBuffer downS,
+        Fp4 fp4) {
       this.count = count;
       this.inter = inter;
       this.ip = GroupedGemm.pad8(inter);
@@ -101,6 +123,7 @@ public final class MoeLayerGpu implements AutoCloseable {
       this.gateUpS = gateUpS;
       this.downQ = downQ;
       this.downS = downS;
+      this.fp4 = fp4;
     }
 
     boolean fp8() {
@@ -134,7 +157,66 @@ public final class MoeLayerGpu implements AutoCloseable {
       }
       gateUp.close();
       down.close();
-      return new DeviceWeights(count, inter, null, null, gateUpBias, downBias, guq, gus, dq, ds);
+      return new DeviceWeights(count, inter, null, null, gateUpBias, downBias, guq, gus, dq, ds, null);
+    }
+
+    /**
+     * These bf16 weights quantized to FP4 per expert matrix on the device (bf16 → fp32 → {@link
+     * FormatsGpu#mxQuantize} / {@link FormatsGpu#nvfp4Quantize}, bit-identical to {@link Mxfp#quantize} /
+     * {@link Nvfp4#quantize}; NVFP4's global scale from the host amax of the matrix, {@code amax / 2688}); the
+     * bf16 buffers are freed. {@code ip} and {@code hidden} must be multiples of 32.
+     */
+    DeviceWeights toFp4(DeviceAllocator alloc, CudaStream stream, int hidden, String what, WeightTensor.Format format) {
+      boolean nv = format == WeightTensor.Format.NVFP4;
+      if (nv && (guAmax == null || dAmax == null)) {
+        throw new IllegalStateException("GPU layer: NVFP4 quantization needs the weights' amax");
+      }
+      int blk = GroupedGemmFp4.block(format);
+      int guRows = 2 * ip;
+      long guN = (long) guRows * hidden;
+      long dN = (long) hidden * ip;
+      DeviceBuffer guc = alloc.allocate(guN / 2 * count, what + " gate/up e2m1");
+      DeviceBuffer gus = alloc.allocate(guN / blk * count, what + " gate/up block scales");
+      DeviceBuffer dc = alloc.allocate(dN / 2 * count, what + " down e2m1");
+      DeviceBuffer dsc = alloc.allocate(dN / blk * count, what + " down block scales");
+      DeviceBuffer guCol = null;
+      DeviceBuffer dCol = null;
+      try (DeviceBuffer tmp = alloc.allocate(4 * Math.max(guN, dN), what + " fp32 staging")) {
+        float[] guG = new float[count];
+        float[] dG = new float[count];
+        for (int e = 0; e < count; e++) {
+          FormatsGpu.bf16Decode(gateUp.view(2 * guN * e, 2 * guN), tmp, guN, stream);
+          quantizeFp4(format, tmp, guRows, hidden, nv ? guG[e] = Nvfp4.globalScale(guAmax[e]) : 0f,
+              guc.view(guN / 2 * e, guN / 2), gus.view(guN / blk * e, guN / blk), stream);
+          FormatsGpu.bf16Decode(down.view(2 * dN * e, 2 * dN), tmp, dN, stream);
+          quantizeFp4(format, tmp, hidden, ip, nv ? dG[e] = Nvfp4.globalScale(dAmax[e]) : 0f,
+              dc.view(dN / 2 * e, dN / 2), dsc.view(dN / blk * e, dN / blk), stream);
+        }
+        if (nv) {
+          float[] gc = new float[count * guRows];
+          float[] dcl = new float[count * hidden];
+          for (int e = 0; e < count; e++) {
+            java.util.Arrays.fill(gc, e * guRows, (e + 1) * guRows, guG[e]);
+            java.util.Arrays.fill(dcl, e * hidden, (e + 1) * hidden, dG[e]);
+          }
+          guCol = alloc.upload(gc, what + " gate/up weight_scale_2");
+          dCol = alloc.upload(dcl, what + " down weight_scale_2");
+        }
+        stream.synchronize();
+      }
+      gateUp.close();
+      down.close();
+      return new DeviceWeights(count, inter, null, null, gateUpBias, downBias, null, null, null, null,
+          new Fp4(format, guc, gus, guCol, dc, dsc, dCol));
+    }
+
+    private static void quantizeFp4(WeightTensor.Format format, DeviceBuffer x, long rows, long cols, float global,
+        DeviceBuffer codes, DeviceBuffer scales, CudaStream stream) {
+      if (format == WeightTensor.Format.MXFP4) {
+        FormatsGpu.mxQuantize(Mxfp.Kind.MXFP4, x, rows, cols, codes, scales, stream);
+      } else {
+        FormatsGpu.nvfp4Quantize(x, rows, cols, global, codes, scales, stream);
+      }
     }
 
     void close() {
@@ -142,6 +224,9 @@ public final class MoeLayerGpu implements AutoCloseable {
         if (b != null) {
           b.close();
         }
+      }
+      if (fp4 != null) {
+        fp4.close();
       }
     }
 
@@ -151,10 +236,30 @@ public final class MoeLayerGpu implements AutoCloseable {
      */
     static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what,
         boolean pad16) {
-      if (pad16 && ws.get(0).intermediate() % 16 != 0) {
-        ws = ws.stream().map(w -> padInter16(w, hidden)).toList();
+      return upload(alloc, ws, hidden, what, pad16 ? 16 : 8);
+    }
+
+    /**
+     * Uploads the experts' weights as bf16, the intermediate width zero-padded to a multiple of {@code pad}
+     * (8: bf16; 16: FP8's k granularity; 32: FP4's), with each matrix's amax (of its bf16 values) kept for
+     * NVFP4's per-matrix scale.
+     */
+    static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what, int pad) {
+      if (ws.get(0).intermediate() % pad != 0) {
+        ws = ws.stream().map(w -> padInter(w, hidden, pad)).toList();
       }
-      return upload(alloc, ws, hidden, what);
+      DeviceWeights dw = upload(alloc, ws, hidden, what);
+      int count = ws.size();
+      dw.guAmax = new float[count];
+      dw.dAmax = new float[count];
+      for (int e = 0; e < count; e++) {
+        ExpertWeights w = ws.get(e);
+        // amax of the bf16-rounded values = bf16(amax): rounding is monotonic
+        dw.guAmax[e] = Bf16.round(Math.max(Nvfp4.absMax(w.gate(), 0, w.gate().length),
+            Nvfp4.absMax(w.up(), 0, w.up().length)));
+        dw.dAmax[e] = Bf16.round(Nvfp4.absMax(w.down(), 0, w.down().length));
+      }
+      return dw;
     }
 
     static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what) {
@@ -189,10 +294,13 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
-  /** {@code w} with its intermediate width zero-padded to a multiple of 16 (same function: the extra units are 0). */
-  static ExpertWeights padInter16(ExpertWeights w, int hidden) {
+  /**
+   * {@code w} with its intermediate width zero-padded to a multiple of {@code pad}, a power of two (same function:
+   * the extra units are 0).
+   */
+  static ExpertWeights padInter(ExpertWeights w, int hidden, int pad) {
     int inter = w.intermediate();
-    int ip = (inter + 15) & ~15;
+    int ip = (inter + pad - 1) & -pad;
     float[] gate = java.util.Arrays.copyOf(w.gate(), ip * hidden);
     float[] up = java.util.Arrays.copyOf(w.up(), ip * hidden);
     float[] down = new float[hidden * ip];
@@ -218,6 +326,10 @@ public final class MoeLayerGpu implements AutoCloseable {
     if (gemm == GemmPrecision.FP8 && hidden % 16 != 0) {
       throw new IllegalArgumentException("GPU layer: FP8 GEMMs need hidden to be a multiple of 16 (16-byte e4m3 "
           + "rows), got " + hidden + "; use GemmPrecision.BF16");
+    }
+    if (gemm.fp4() && hidden % 32 != 0) {
+      throw new IllegalArgumentException("GPU layer: FP4 GEMMs need hidden to be a multiple of 32 (16-byte code "
+          + "loads), got " + hidden + "; use GemmPrecision.BF16");
     }
     this.activation = activation;
     this.device = Cuda.currentDevice();
@@ -306,12 +418,12 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
     MoeLayerGpu base = new MoeLayerGpu(spec.router(), spec.activation(), compute, gemm);
     try {
-      boolean fp8 = gemm == GemmPrecision.FP8;
+      int pad = padOf(gemm);
       DeviceWeights ex = base.precision(DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert",
-          fp8), "expert");
+          pad), "expert");
       DeviceWeights sh = spec.shared() == null ? null
           : base.precision(DeviceWeights.upload(base.weightsAlloc, List.of(spec.shared()), base.hidden,
-              "shared expert", fp8), "shared expert");
+              "shared expert", pad), "shared expert");
       DeviceBuffer g = null;
       if (spec.sharedGate() != null) {
         float[] gate = spec.sharedGate().clone();
@@ -364,20 +476,42 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
-  /** {@code dw} in this layer's GEMM precision (FP8: quantized, the bf16 buffers freed). */
+  /** The intermediate width's granularity for {@code gemm}: the k of the down GEMM (8 bf16, 16 FP8, 32 FP4). */
+  private static int padOf(GemmPrecision gemm) {
+    return gemm == GemmPrecision.FP8 ? 16 : gemm.fp4() ? 32 : 8;
+  }
+
+  /** {@code dw} in this layer's GEMM precision (FP8, FP4: quantized, the bf16 buffers freed). */
   private DeviceWeights precision(DeviceWeights dw, String what) {
-    return gemm == GemmPrecision.FP8 ? dw.toFp8(weightsAlloc, stream, hidden, what) : dw;
+    try {
+      return switch (gemm) {
+        case FP8 -> dw.toFp8(weightsAlloc, stream, hidden, what);
+        case MXFP4 -> dw.toFp4(weightsAlloc, stream, hidden, what, WeightTensor.Format.MXFP4);
+        case NVFP4 -> dw.toFp4(weightsAlloc, stream, hidden, what, WeightTensor.Format.NVFP4);
+        default -> dw;
+      };
+    } catch (RuntimeException e) {
+      dw.close();
+      throw e;
+    }
   }
 
   private static DeviceWeights randomWeights(MoeLayerGpu base, int count, int inter, long seed) {
-    int ip = base.gemm == GemmPrecision.FP8 ? (inter + 15) & ~15 : GroupedGemm.pad8(inter);
+    int pad = padOf(base.gemm);
+    int ip = (inter + pad - 1) & -pad;
     int h = base.hidden;
     DeviceBuffer gu = base.weightsAlloc.allocate(2L * count * 2 * ip * h, "random gate/up");
     DeviceBuffer dn = base.weightsAlloc.allocate(2L * count * h * ip, "random down");
     fillRandomBf16Native(gu.address(), (long) count * 2 * ip * h, seed, (float) (1 / Math.sqrt(h)),
         base.stream.handle());
     fillRandomBf16Native(dn.address(), (long) count * h * ip, seed + 1, (float) (1 / Math.sqrt(ip)), base.stream.handle());
-    return new DeviceWeights(count, ip, gu, dn, null, null);
+    DeviceWeights dw = new DeviceWeights(count, ip, gu, dn, null, null);
+    // the fill's bound, |w| < scale: NVFP4's per-matrix scale from it (a bound, not the exact amax)
+    dw.guAmax = new float[count];
+    dw.dAmax = new float[count];
+    java.util.Arrays.fill(dw.guAmax, Bf16.round((float) (1 / Math.sqrt(h))));
+    java.util.Arrays.fill(dw.dAmax, Bf16.round((float) (1 / Math.sqrt(ip))));
+    return dw;
   }
 
   public int hiddenSize() {
@@ -729,6 +863,10 @@ public final class MoeLayerGpu implements AutoCloseable {
       ffnFp8(dw, xp, offsets, mulScale, out);
       return;
     }
+    if (dw.fp4 != null) {
+      ffnFp4(dw, xp, offsets, mulScale, out);
+      return;
+    }
     boolean bf16 = compute == Compute.BF16;
     long rows = offsets[offsets.length - 1];
     try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16")) {
@@ -761,6 +899,25 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
+  /** The FP4-weight expert FFN: bf16 rows, the weights dequantized inside both grouped GEMMs. */
+  private void ffnFp4(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer mulScale, DeviceBuffer out) {
+    if (mulScale != null) {
+      throw new IllegalStateException("GPU layer: FP4 GEMMs have no static FP8 activation scale (TensorRT's "
+          + "fcDownActivationScale); use GemmPrecision.BF16 for this layer");
+    }
+    boolean bf16 = compute == Compute.BF16;
+    long rows = offsets[offsets.length - 1];
+    DeviceWeights.Fp4 q = dw.fp4;
+    int blk = GroupedGemmFp4.block(q.format());
+    try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16")) {
+      GroupedGemmFp4.gemm(work, xp, hidden, offsets, q.format(), q.guCodes(), hidden / 2, q.guScales(), hidden / blk,
+          q.guCol(), 2 * dw.ip, hidden, dw.gateUpBias, GroupedGemm.Epilogue.SWIGLU, bf16, activation, act, dw.ip);
+      GroupedGemmFp4.gemm(work, act, dw.ip, offsets, q.format(), q.dCodes(), dw.ip / 2, q.dScales(), dw.ip / blk,
+          q.dCol(), hidden, dw.ip, dw.downBias, bf16 ? GroupedGemm.Epilogue.STORE_BF16 : GroupedGemm.Epilogue.STORE_F32,
+          bf16, null, out, hidden);
+    }
+  }
+
   /**
    * The routed expert stage alone (benchmarks, callers with rows already permuted on the device):
    * {@code out[r] = Expert_e(xp[r])} for the rows of each expert segment, asynchronous on {@link #stream()}.
@@ -786,8 +943,8 @@ public final class MoeLayerGpu implements AutoCloseable {
    * gate/up matrix {@code [2·Ip, H]} in {@link GroupedGemm#interleaveGateUp}'s layout, or down {@code [H, Ip]}.
    */
   public short[] expertWeightsBf16(int e, boolean gateUp) {
-    if (experts.fp8()) {
-      throw new IllegalStateException("GPU layer: an FP8 layer keeps e4m3 weights only (GemmPrecision.FP8)");
+    if (experts.fp8() || experts.fp4 != null) {
+      throw new IllegalStateException("GPU layer: a " + gemm + " layer keeps quantized weights only");
     }
     if (e < 0 || e >= numExperts) {
       throw new IllegalArgumentException("GPU layer: expert must be in [0, " + numExperts + "), got " + e);

@@ -163,6 +163,9 @@ class GroupedGemmFp8Test {
   void gemmPrecisionParsesThePropertyValues() {
     assertEquals(GemmPrecision.FP8, GemmPrecision.parse(" FP8 "));
     assertEquals(GemmPrecision.BF16, GemmPrecision.parse("bf16"));
-    rejects("moespark.gpu.gemm must be bf16 or fp8, got 'fp4'", () -> GemmPrecision.parse("fp4"));
+    assertEquals(GemmPrecision.MXFP4, GemmPrecision.parse("mxfp4"));
+    assertEquals(GemmPrecision.NVFP4, GemmPrecision.parse("NvFp4"));
+    assertTrue(GemmPrecision.NVFP4.fp4() && GemmPrecision.MXFP4.fp4() && !GemmPrecision.FP8.fp4());
+    rejects("moespark.gpu.gemm must be bf16, fp8, mxfp4 or nvfp4, got 'fp4'", () -> GemmPrecision.parse("fp4"));
   }
 }
