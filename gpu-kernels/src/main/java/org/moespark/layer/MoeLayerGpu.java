@@ -234,30 +234,28 @@ public final class MoeLayerGpu implements AutoCloseable {
      * Uploads the experts' weights as bf16; {@code pad16} (FP8) zero-pads the intermediate width to a
      * multiple of 16 (the FP8 GEMM's k granularity) before the layouts are built.
      */
-    static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what,
-        boolean pad16) {
-      return upload(alloc, ws, hidden, what, pad16 ? 16 : 8);
-    }
-
     /**
      * Uploads the experts' weights as bf16, the intermediate width zero-padded to a multiple of {@code pad}
-     * (8: bf16; 16: FP8's k granularity; 32: FP4's), with each matrix's amax (of its bf16 values) kept for
-     * NVFP4's per-matrix scale.
+     * (8: bf16; 16: FP8's k granularity; 32: FP4's); with {@code amax}, each matrix's amax (of its bf16 values)
+     * is kept for NVFP4's per-matrix scale.
      */
-    static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what, int pad) {
+    static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what, int pad,
+        boolean amax) {
       if (ws.get(0).intermediate() % pad != 0) {
         ws = ws.stream().map(w -> padInter(w, hidden, pad)).toList();
       }
       DeviceWeights dw = upload(alloc, ws, hidden, what);
-      int count = ws.size();
-      dw.guAmax = new float[count];
-      dw.dAmax = new float[count];
-      for (int e = 0; e < count; e++) {
-        ExpertWeights w = ws.get(e);
-        // amax of the bf16-rounded values = bf16(amax): rounding is monotonic
-        dw.guAmax[e] = Bf16.round(Math.max(Nvfp4.absMax(w.gate(), 0, w.gate().length),
-            Nvfp4.absMax(w.up(), 0, w.up().length)));
-        dw.dAmax[e] = Bf16.round(Nvfp4.absMax(w.down(), 0, w.down().length));
+      if (amax) {
+        int count = ws.size();
+        dw.guAmax = new float[count];
+        dw.dAmax = new float[count];
+        for (int e = 0; e < count; e++) {
+          ExpertWeights w = ws.get(e);
+          // amax of the bf16-rounded values = bf16(amax): rounding is monotonic
+          dw.guAmax[e] = Bf16.round(Math.max(Nvfp4.absMax(w.gate(), 0, w.gate().length),
+              Nvfp4.absMax(w.up(), 0, w.up().length)));
+          dw.dAmax[e] = Bf16.round(Nvfp4.absMax(w.down(), 0, w.down().length));
+        }
       }
       return dw;
     }
@@ -419,11 +417,12 @@ public final class MoeLayerGpu implements AutoCloseable {
     MoeLayerGpu base = new MoeLayerGpu(spec.router(), spec.activation(), compute, gemm);
     try {
       int pad = padOf(gemm);
+      boolean amax = gemm == GemmPrecision.NVFP4;
       DeviceWeights ex = base.precision(DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert",
-          pad), "expert");
+          pad, amax), "expert");
       DeviceWeights sh = spec.shared() == null ? null
           : base.precision(DeviceWeights.upload(base.weightsAlloc, List.of(spec.shared()), base.hidden,
-              "shared expert", pad), "shared expert");
+              "shared expert", pad, amax), "shared expert");
       DeviceBuffer g = null;
       if (spec.sharedGate() != null) {
         float[] gate = spec.sharedGate().clone();
