@@ -13,9 +13,8 @@ import org.apache.spark.unsafe.Platform;
  * <p>Fast path: a {@link WritableColumnVector} (the vectorized Parquet reader's, {@code RowToColumnar}'s)
  * whose child data vector has no dictionary and no null elements, holding {@code array<float>} (float
  * child) or little-endian float32 {@code binary} (byte child): the row's bytes are copied straight from
- * the child's off-heap address or on-heap array into the destination, after a vectorized pass over the
- * values' exponent fields found every value finite (float children in place; bytes and off-heap data after
- * one memcpy into a cache-resident float[] row, which the check and the copy out then read). The destination is only written,
+ * the child's off-heap address or on-heap array into the destination, after one integer pass over the
+ * source's exponent fields (8 bytes at a time) found every value finite. The destination is only written,
  * never read (pinned memory: CPU reads of it were slow on the GPU machine's VM). Every other encoding
  * ({@code array<double>}, dictionary-encoded children, other {@link ColumnVector}s) and every bad row go
  * through {@link EmbeddingReader}, so values and error messages are exactly the CPU path's.
@@ -80,25 +79,15 @@ final class EmbeddingPacker {
         long src = baseOffset + (long) elemBytes * first;
         // checked on the source, not on dst: dst is pinned memory, which the CPU should only write;
         // on-heap floats with a plain array loop, which the JIT vectorizes (Unsafe reads it does not)
-        if (base instanceof float[] fa) {
-          if (allFinite(fa, first, hidden)) {
-            Platform.copyMemory(base, src, null, dst, 4L * hidden);
-            return null;
-          }
-        } else {
-          // bytes (binary) or off-heap: one memcpy into a cache-resident float[] row, the vectorized check
-          // there, then the copy out (a scalar 8-bytes-at-a-time check over the source was 62-73 % of the
-          // task threads' CPU on the H100 machine)
-          float[] row = row();
-          Platform.copyMemory(base, src, row, Platform.FLOAT_ARRAY_OFFSET, 4L * hidden);
-          if (allFinite(row, 0, hidden)) {
-            Platform.copyMemory(row, Platform.FLOAT_ARRAY_OFFSET, null, dst, 4L * hidden);
-            return null;
-          }
+        if (base instanceof float[] fa ? allFinite(fa, first, hidden) : allFinite(base, src, hidden)) {
+          Platform.copyMemory(base, src, null, dst, 4L * hidden);
+          return null;
         }
       }
     }
-    float[] tmp = row();
+    if (tmp == null) {
+      tmp = new float[hidden];
+    }
     String why = EmbeddingReader.read(col, kind, r, hidden, tmp, 0);
     if (why == null) {
       Platform.copyMemory(tmp, Platform.FLOAT_ARRAY_OFFSET, null, dst, 4L * hidden);
@@ -106,22 +95,34 @@ final class EmbeddingPacker {
     return why;
   }
 
-  private float[] row() {
-    if (tmp == null) {
-      tmp = new float[hidden];
-    }
-    return tmp;
+  /**
+   * Whether none of the {@code n} fp32 values at {@code addr} is NaN or ±Inf: a value is non-finite iff its
+   * exponent field is all ones, i.e. {@code ~bits & 0x7f800000} is 0; {@code t - 1} is then negative, and
+   * one OR over all values keeps the sign bit.
+   */
+  static boolean allFinite(long addr, int n) {
+    return allFinite(null, addr, n);
   }
 
-  /**
-   * Whether none of {@code a[from, from + n)} is NaN or ±Inf: a value is non-finite iff its exponent field is all
-   * ones, i.e. {@code ~bits & 0x7f800000} is 0; {@code t - 1} is then negative, and one OR over all values keeps
-   * the sign bit. A plain array loop, which the JIT vectorizes.
-   */
+  /** {@link #allFinite(long, int)} on {@code a[from, from + n)}. */
   static boolean allFinite(float[] a, int from, int n) {
     int acc = 0;
     for (int i = from; i < from + n; i++) {
       acc |= (~Float.floatToRawIntBits(a[i]) & 0x7f800000) - 1;
+    }
+    return acc >= 0;
+  }
+
+  /** {@link #allFinite(long, int)} on {@code n} fp32 values at ({@code base}, {@code offset}) (Platform addressing). */
+  static boolean allFinite(Object base, long offset, int n) {
+    long acc = 0;
+    int i = 0;
+    for (; i + 2 <= n; i += 2) {
+      long t = ~Platform.getLong(base, offset + 4L * i) & 0x7f8000007f800000L;
+      acc |= ((t & 0xffffffffL) - 1) | ((t >>> 32) - 1);
+    }
+    if (i < n) {
+      acc |= (long) ((~Platform.getInt(base, offset + 4L * i) & 0x7f800000) - 1);
     }
     return acc >= 0;
   }

@@ -172,20 +172,27 @@ class EmbeddingPackerTest {
   void allFiniteFindsEveryNonFiniteBitPattern() {
     int[] specials = {0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffffffff, 0x7fffffff};
     int[] finite = {0, 0x80000000, 1, 0x007fffff, 0x7f7fffff, 0xff7fffff, 0x3f800000};
-    for (int n : new int[] {1, 2, 7, 8, 33}) {
-      float[] a = new float[n + 5]; // checked at offset 3: the values around must not count
-      java.util.Arrays.fill(a, Float.NaN);
-      for (int pos = 0; pos < n; pos++) {
-        for (int f : finite) {
-          java.util.Arrays.fill(a, 3, 3 + n, 1f);
-          a[3 + pos] = Float.intBitsToFloat(f);
-          assertTrue(EmbeddingPacker.allFinite(a, 3, n), Integer.toHexString(f) + " at " + pos + " of " + n);
+    for (int n : new int[] {1, 2, 7, 8}) {
+      long a = Platform.allocateMemory(4L * n);
+      try {
+        for (int pos = 0; pos < n; pos++) {
+          for (int f : finite) {
+            for (int i = 0; i < n; i++) {
+              Platform.putInt(null, a + 4L * i, 0x3f800000);
+            }
+            Platform.putInt(null, a + 4L * pos, f);
+            assertTrue(EmbeddingPacker.allFinite(a, n), Integer.toHexString(f) + " at " + pos + " of " + n);
+            assertTrue(EmbeddingPacker.allFinite(onHeap(a, n), 3, n), Integer.toHexString(f) + " at " + pos + " (array)");
+          }
+          for (int s : specials) {
+            Platform.putInt(null, a + 4L * pos, s);
+            assertFalse(EmbeddingPacker.allFinite(a, n), Integer.toHexString(s) + " at " + pos + " of " + n);
+            assertFalse(EmbeddingPacker.allFinite(onHeap(a, n), 3, n), Integer.toHexString(s) + " at " + pos + " (array)");
+            Platform.putInt(null, a + 4L * pos, 0x3f800000);
+          }
         }
-        for (int sp : specials) {
-          a[3 + pos] = Float.intBitsToFloat(sp);
-          assertFalse(EmbeddingPacker.allFinite(a, 3, n), Integer.toHexString(sp) + " at " + pos + " of " + n);
-          a[3 + pos] = 1f;
-        }
+      } finally {
+        Platform.freeMemory(a);
       }
     }
   }
@@ -228,5 +235,13 @@ class EmbeddingPackerTest {
       }
       assertNotNull(out.getArray(0));
     }
+  }
+
+  /** The n floats at native {@code a}, at index 3 of an array whose other slots hold NaN (outside the range checked). */
+  private static float[] onHeap(long a, int n) {
+    float[] f = new float[n + 6];
+    java.util.Arrays.fill(f, Float.NaN);
+    Platform.copyMemory(null, a, f, Platform.FLOAT_ARRAY_OFFSET + 12, 4L * n);
+    return f;
   }
 }
