@@ -14,7 +14,8 @@ extern "C" {
 JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp4_gemm0(
     JNIEnv* env, jclass, jlong a, jlong lda, jlong b, jlong ldb, jlong scales, jlong lds, jlong col_scale,
     jint format, jint n, jint k, jint experts, jlong meta, jint total_tiles, jlong bias, jlong c, jlong ldc,
-    jint epilogue, jboolean round_bf16, jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong stream) {
+    jint epilogue, jboolean round_bf16, jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong rows, jint variant,
+    jlong stream) {
   JNI_TRY {
     if (epilogue < 0 || epilogue > 2) {
       throw bad_argument("GroupedGemmFp4: unknown epilogue " + std::to_string(epilogue));
@@ -46,7 +47,14 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp4_gemm0(
     g.limit = limit;
     g.alpha = alpha;
     g.beta = beta;
+    g.rows = rows;
+    args.variant = variant;
     cudaError_t err = launch_grouped_gemm_fp4(args, as_stream(stream));
+    if (err == cudaErrorInvalidValue && variant == 2) {
+      throw std::runtime_error(
+          "GroupedGemmFp4: the driver could not encode the TMA tensor maps (cuTensorMapEncodeTiled) for variant 2; "
+          "variant 1 (moespark.gemm.fp4.variant=1) needs none");
+    }
     if (err == cudaErrorNotSupported) {
       throw std::runtime_error(
           "GroupedGemmFp4: unsupported device: the FP4-weight grouped GEMM needs a Hopper GPU (sm_90: wgmma); "

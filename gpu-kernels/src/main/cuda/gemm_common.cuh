@@ -125,6 +125,25 @@ __device__ __forceinline__ void store_rows(const GroupedGemmArgs& p, int e, cons
   }
 }
 
+// The per-expert tile prefix of BM × (nt n-tiles) tiles into shared tp[E+1], by one warp (lane = its lane),
+// scanning the experts' row counts (p.meta offsets) 32 at a time.
+template <int BM>
+__device__ __forceinline__ void tile_prefix_smem(const GroupedGemmArgs& p, int nt, int32_t* tp, int lane) {
+  int carry = 0;
+  for (int base_e = 0; base_e < p.experts; base_e += 32) {
+    const int e = base_e + lane;
+    int v = e < p.experts ? (p.meta[e + 1] - p.meta[e] + BM - 1) / BM * nt : 0;
+#pragma unroll
+    for (int s = 1; s < 32; s <<= 1) {
+      int u = __shfl_up_sync(0xffffffffu, v, s);
+      if (lane >= s) v += u;
+    }
+    if (e < p.experts) tp[e + 1] = carry + v;
+    carry += __shfl_sync(0xffffffffu, v, 31);
+  }
+  if (lane == 0) tp[0] = 0;
+}
+
 // Tile scheduler: block `tile` → (expert e, m-tile, n-tile) from the per-expert tile prefix, m-tiles
 // grouped GROUP_M at a time within an expert.
 struct TileCoord {
@@ -419,6 +438,44 @@ __device__ __forceinline__ void wg_load_tile(uint8_t* dst, const uint16_t* src, 
   }
 }
 
+// One m64n256k16 bf16 wgmma (128 fp32 accumulators per thread), accumulating.
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(da), "l"(db));
+}
+
+// (expert, m-tile, n-tile) of tile `tile` from the block's shared tile prefix (as schedule_tile).
+template <int BM, int BN, int GROUP_M>
+__device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p, const int32_t* tp, int tile) {
+  int lo = 0;
+  int hi = p.experts;
+  while (hi - lo > 1) {
+    int mid = (lo + hi) >> 1;
+    if (tp[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  TileCoord t;
+  t.e = lo;
+  const int local = tile - tp[lo];
+  t.seg_begin = p.meta[lo];
+  t.seg_end = p.meta[lo + 1];
+  const int mt = static_cast<int>((t.seg_end - t.seg_begin + BM - 1) / BM);
+  const int nt = (p.n + BN - 1) / BN;
+  const int group = local / (GROUP_M * nt);
+  const int first_m = group * GROUP_M;
+  const int gm = min(GROUP_M, mt - first_m);
+  const int within = local % (GROUP_M * nt);
+  t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * BM;
+  t.n0 = static_cast<int64_t>(within / gm) * BN;
+  return t;
+}
+
 // One m64n128k16 bf16 wgmma (fp32 accumulators d, A and B from shared-memory descriptors), accumulating.
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, uint64_t db) {
   asm volatile(
@@ -435,11 +492,13 @@ __device__ __forceinline__ void wgmma_wait() {
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // A row-major [rows, cols] matrix (row stride ld elements of elem_bytes) as a TMA tensor map read in
-// box_rows × box_cols boxes with the 128-byte swizzle (box_cols · elem_bytes must be 128), out-of-range
+// box_rows × box_cols boxes with the 128-byte swizzle (box_cols · elem_bytes must be 128; or no swizzle: box rows
+// then land densely, box_cols · elem_bytes a multiple of 16), out-of-range
 // elements zero-filled. cuTensorMapEncodeTiled comes from the driver through the runtime's entry point (the
 // library links only the static runtime, not libcuda). False when the driver or the encoding fails.
 inline bool encode_2d_map(CUtensorMap* map, CUtensorMapDataType type, int elem_bytes, const void* ptr, int64_t rows,
-                          int64_t cols, int64_t ld, int box_cols, int box_rows) {
+                          int64_t cols, int64_t ld, int box_cols, int box_rows,
+                          CUtensorMapSwizzle swizzle = CU_TENSOR_MAP_SWIZZLE_128B) {
   static PFN_cuTensorMapEncodeTiled_v12000 enc = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult q{};
@@ -455,7 +514,7 @@ inline bool encode_2d_map(CUtensorMap* map, CUtensorMapDataType type, int elem_b
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t estrides[2] = {1, 1};
   return enc(map, type, 2, const_cast<void*>(ptr), dims, strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 

@@ -263,46 +263,6 @@ constexpr int T4_SMEM_BYTES =
     1024 + T4_STAGES * (T4_A_BYTES + T4_B_BYTES) + T4_EPI_BYTES + 2 * T4_STAGES * 8 + 4 * (T4_MAX_EXPERTS + 1);
 static_assert(T4_SMEM_BYTES <= 227 * 1024, "variant 4 shared memory exceeds the sm_90 block limit");
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(da), "l"(db));
-}
-
-
-// (expert, m-tile, n-tile) of tile `tile` from the block's shared tile prefix (as schedule_tile, BM×BN tiles).
-__device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p, const int32_t* tp, int tile) {
-  int lo = 0;
-  int hi = p.experts;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) >> 1;
-    if (tp[mid] <= tile) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  TileCoord t;
-  t.e = lo;
-  const int local = tile - tp[lo];
-  t.seg_begin = p.meta[lo];
-  t.seg_end = p.meta[lo + 1];
-  const int mt = static_cast<int>((t.seg_end - t.seg_begin + T4_BM - 1) / T4_BM);
-  const int nt = (p.n + T4_BN - 1) / T4_BN;
-  const int group = local / (GROUP_M * nt);
-  const int first_m = group * GROUP_M;
-  const int gm = min(GROUP_M, mt - first_m);
-  const int within = local % (GROUP_M * nt);
-  t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * T4_BM;
-  t.n0 = static_cast<int64_t>(within / gm) * T4_BN;
-  return t;
-}
-
-#endif  // __CUDA_ARCH_FEAT_SM90_ALL
-
 __global__ void __launch_bounds__(384, 1)
     grouped_gemm_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                             GroupedGemmArgs p) {
@@ -320,22 +280,8 @@ __global__ void __launch_bounds__(384, 1)
   const int warp = tid >> 5;
   const int lane = tid & 31;
   const int nt = (p.n + T4_BN - 1) / T4_BN;
-  // tile prefix of this kernel's BM×BN tiles: warp 0 scans the per-expert counts 32 at a time
-  if (warp == 0) {
-    int carry = 0;
-    for (int base_e = 0; base_e < p.experts; base_e += 32) {
-      const int e = base_e + lane;
-      int v = e < p.experts ? (p.meta[e + 1] - p.meta[e] + T4_BM - 1) / T4_BM * nt : 0;
-#pragma unroll
-      for (int s = 1; s < 32; s <<= 1) {
-        int u = __shfl_up_sync(0xffffffffu, v, s);
-        if (lane >= s) v += u;
-      }
-      if (e < p.experts) tp[e + 1] = carry + v;
-      carry += __shfl_sync(0xffffffffu, v, 31);
-    }
-    if (lane == 0) tp[0] = 0;
-  }
+  // tile prefix of this kernel's BM×BN tiles
+  if (warp == 0) tile_prefix_smem<T4_BM>(p, nt, tp, lane);
   if (tid == 0) {
     for (int s = 0; s < T4_STAGES; ++s) {
       mbar_init(&full[s], 1);
@@ -354,7 +300,7 @@ __global__ void __launch_bounds__(384, 1)
       int stage = 0;
       uint32_t phase = 0;
       for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-        const TileCoord tc = schedule_tile_smem(p, tp, tile);
+        const TileCoord tc = schedule_tile_smem<T4_BM, T4_BN, GROUP_M>(p, tp, tile);
         const int arow = static_cast<int>(tc.row0);
         const int brow = static_cast<int>(static_cast<int64_t>(tc.e) * p.n + tc.n0);
         for (int kt = 0; kt < ktiles; ++kt) {
@@ -377,7 +323,7 @@ __global__ void __launch_bounds__(384, 1)
     uint32_t phase = 0;
     float d[128];
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-      const TileCoord tc = schedule_tile_smem(p, tp, tile);
+      const TileCoord tc = schedule_tile_smem<T4_BM, T4_BN, GROUP_M>(p, tp, tile);
 #pragma unroll
       for (int i = 0; i < 128; ++i) d[i] = 0.0f;
       int prev = -1;

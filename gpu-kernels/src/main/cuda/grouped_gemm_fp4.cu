@@ -169,16 +169,228 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_fp4_kernel(GroupedGemmFp4
 #endif
 }
 
+
+
+// ---- variant 2: TMA + warp-specialized, persistent (the bf16 variant 4's structure) -----------------------------
+// 384 threads: warpgroup 0 is the producer (one thread issues the bulk tensor copies of the bf16 A tile, 128 × 64
+// with the 128-byte swizzle, and of the code tile, 256 rows × 32 bytes unswizzled, into a 4-stage ring completing
+// on "full" mbarriers); warpgroups 1 and 2 are the consumers of a 128 × 256 block tile (64 rows each, wgmma
+// m64n256k16). Each consumer thread expands one weight row of the next k-tile (64 elements) into a triple-
+// buffered bf16 B tile while the tensor cores run the current k-tile; one 256-thread barrier per k-tile orders
+// the expansion before the wgmma that reads it (and, three buffers deep, after the wgmmas that read the buffer
+// before). Stages go back to the producer through "empty" mbarriers once their wgmma is done. Persistent grid
+// (one block per SM striding over the (expert, m-tile, n-tile) list); the epilogue is the staged one of
+// gemm_common.cuh after the column scale.
+constexpr int F4V2_BM = 128;
+constexpr int F4V2_BN = 256;
+constexpr int F4V2_BK = 64;
+constexpr int F4V2_STAGES = 4;
+constexpr int F4V2_A_BYTES = F4V2_BM * F4V2_BK * 2;       // 16 KiB
+constexpr int F4V2_CODE_BYTES = F4V2_BN * F4V2_BK / 2;    // 8 KiB
+constexpr int F4V2_B_BYTES = F4V2_BN * F4V2_BK * 2;       // 32 KiB of expanded bf16
+constexpr int F4V2_B_BUFS = 3;
+constexpr int F4V2_MAX_EXPERTS = 1024;
+constexpr int F4V2_EPI_BYTES = 2 * kEpiStageBytes;
+constexpr int F4V2_SMEM_BYTES = 1024 + F4V2_STAGES * (F4V2_A_BYTES + F4V2_CODE_BYTES) + F4V2_B_BUFS * F4V2_B_BYTES +
+                                F4V2_EPI_BYTES + 2 * F4V2_STAGES * 8 + 16 * 4 + 4 * (F4V2_MAX_EXPERTS + 1);
+static_assert(F4V2_SMEM_BYTES <= 227 * 1024, "FP4 variant 2 shared memory exceeds the sm_90 block limit");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The scales of one weight row's 64 k-columns k0 .. k0 + 64 (four factors, one per 16 columns; MXFP4 repeats each
+// twice); zero past the matrix.
+__device__ __forceinline__ void load_scales4(const GroupedGemmFp4Args& p, int e, int64_t j, int k0, float (&s)[4]) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) s[q] = 0.0f;
+  if (j >= p.g.n) return;
+  const uint8_t* row = p.scales + (static_cast<int64_t>(e) * p.g.n + j) * p.lds;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int kc = k0 + 32 * h;
+    if (kc >= p.g.k) continue;
+    if (p.format == Fp4Format::kMxfp4) {
+      s[2 * h] = s[2 * h + 1] = fmt::e8m0_decode(__ldg(row + kc / 32));
+    } else {
+      s[2 * h] = fmt::e4m3_decode(__ldg(row + kc / 16));
+      s[2 * h + 1] = fmt::e4m3_decode(__ldg(row + kc / 16 + 1));
+    }
+  }
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+__global__ void __launch_bounds__(384, 1)
+    grouped_gemm_fp4_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_c,
+                                GroupedGemmFp4Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t f4v2_smem_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(f4v2_smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;                                              // [STAGES] bf16 A tiles
+  uint8_t* sB = sA + F4V2_STAGES * F4V2_A_BYTES;                   // [3] expanded bf16 B tiles
+  uint8_t* sCodes = sB + F4V2_B_BUFS * F4V2_B_BYTES;               // [STAGES] code tiles, 32 bytes a row
+  float* epi = reinterpret_cast<float*>(sCodes + F4V2_STAGES * F4V2_CODE_BYTES);
+  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(epi) + F4V2_EPI_BYTES);
+  uint64_t* empty = full + F4V2_STAGES;
+  float* lut = reinterpret_cast<float*>(empty + F4V2_STAGES);
+  int32_t* tp = reinterpret_cast<int32_t*>(lut + 16);
+
+  const GroupedGemmArgs& g = p.g;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int nt = (g.n + F4V2_BN - 1) / F4V2_BN;
+  if (warp == 0) tile_prefix_smem<F4V2_BM>(g, nt, tp, lane);
+  if (tid >= 32 && tid < 48) lut[tid - 32] = fmt::e2m1_decode(static_cast<uint32_t>(tid - 32));
+  if (tid == 0) {
+    for (int s = 0; s < F4V2_STAGES; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], 8);  // lane 0 of each consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  const int total = tp[g.experts];
+  const int ktiles = (g.k + F4V2_BK - 1) / F4V2_BK;
+
+  if (warp < 4) {
+    // ---- producer warpgroup: one thread issues the TMA loads ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+        const TileCoord tc = schedule_tile_smem<F4V2_BM, F4V2_BN, 8>(g, tp, tile);
+        const int arow = static_cast<int>(tc.row0);
+        const int crow = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
+        for (int kt = 0; kt < ktiles; ++kt) {
+          mbar_wait(&empty[stage], phase ^ 1u);
+          mbar_arrive_expect_tx(&full[stage], F4V2_A_BYTES + F4V2_CODE_BYTES);
+          tma_load_2d(sA + stage * F4V2_A_BYTES, &map_a, kt * F4V2_BK, arow, &full[stage]);
+          tma_load_2d(sCodes + stage * F4V2_CODE_BYTES, &map_c, kt * F4V2_BK / 2, crow, &full[stage]);
+          if (++stage == F4V2_STAGES) {
+            stage = 0;
+            phase ^= 1u;
+          }
+        }
+      }
+    }
+  } else {
+    // ---- consumer warpgroups 1, 2: rows (wg - 1)·64 .. +64 of the tile; thread ct expands weight row ct ----
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int wgi = (warp >> 2) - 1;
+    const int ct = tid - 128;  // 0 .. 255
+    int stage = 0;
+    uint32_t phase = 0;
+    int buf = 0;  // the B buffer of the next k-tile to expand (runs across tiles)
+    float d[128];
+    for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+      const TileCoord tc = schedule_tile_smem<F4V2_BM, F4V2_BN, 8>(g, tp, tile);
+      const int64_t wrow = tc.n0 + ct;
+      float sc[4];
+      load_scales4(p, tc.e, wrow, 0, sc);
+      // every consumer is done with the previous tile's wgmmas before its buffers are written again
+      named_barrier_sync(3, 256);
+      // k-tile 0: expand, then the barrier that publishes it
+      mbar_wait(&full[stage], phase);
+      {
+        const uint8_t* cr = sCodes + stage * F4V2_CODE_BYTES + ct * 32;
+        uint8_t* bt = sB + buf * F4V2_B_BYTES;
+        expand_chunk(bt, ct, 0, *reinterpret_cast<const uint4*>(cr), Fp4Scale{sc[0], sc[1]}, lut);
+        expand_chunk(bt, ct, 4, *reinterpret_cast<const uint4*>(cr + 16), Fp4Scale{sc[2], sc[3]}, lut);
+      }
+      if (ktiles > 1) load_scales4(p, tc.e, wrow, F4V2_BK, sc);
+      fence_proxy_async();
+      named_barrier_sync(3, 256);
+#pragma unroll
+      for (int i = 0; i < 128; ++i) d[i] = 0.0f;
+      int prev = -1;
+      for (int kt = 0; kt < ktiles; ++kt) {
+        const int cur_buf = buf;
+        buf = buf == F4V2_B_BUFS - 1 ? 0 : buf + 1;
+        const uint64_t da = wg_desc(sA + stage * F4V2_A_BYTES + wgi * 64 * 128);
+        const uint64_t db = wg_desc(sB + cur_buf * F4V2_B_BYTES);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < F4V2_BK / 16; ++ks) wgmma_m64n256k16(d, da + 2 * ks, db + 2 * ks);
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous k-tile's group is done: its stage can be refilled
+        if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
+        prev = stage;
+        if (++stage == F4V2_STAGES) {
+          stage = 0;
+          phase ^= 1u;
+        }
+        if (kt + 1 < ktiles) {
+          // expand k-tile kt + 1 into the buffer last read by k-tile kt − 2's wgmmas (done in both warpgroups:
+          // each waited for its kt − 2 group before the previous barrier)
+          mbar_wait(&full[stage], phase);
+          const uint8_t* cr = sCodes + stage * F4V2_CODE_BYTES + ct * 32;
+          uint8_t* bt = sB + buf * F4V2_B_BYTES;
+          expand_chunk(bt, ct, 0, *reinterpret_cast<const uint4*>(cr), Fp4Scale{sc[0], sc[1]}, lut);
+          expand_chunk(bt, ct, 4, *reinterpret_cast<const uint4*>(cr + 16), Fp4Scale{sc[2], sc[3]}, lut);
+          if (kt + 2 < ktiles) load_scales4(p, tc.e, wrow, (kt + 2) * F4V2_BK, sc);
+          fence_proxy_async();
+          named_barrier_sync(3, 256);
+        }
+      }
+      wgmma_wait<0>();
+      if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
+      if (p.col_scale != nullptr) {
+        // accumulator d[4·ni + q]: column ni·8 + 2·(lane%4) + (q & 1)
+        const float* cs = p.col_scale + static_cast<int64_t>(tc.e) * g.n;
+#pragma unroll
+        for (int ni = 0; ni < 32; ++ni) {
+#pragma unroll
+          for (int q = 0; q < 2; ++q) {
+            const int64_t col = tc.n0 + ni * 8 + 2 * (lane & 3) + q;
+            const float f = col < g.n ? __ldg(cs + col) : 0.0f;
+            d[4 * ni + q] = __fmul_rn(d[4 * ni + q], f);
+            d[4 * ni + 2 + q] = __fmul_rn(d[4 * ni + 2 + q], f);
+          }
+        }
+      }
+      const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+      staged_epilogue<128>(g, d, epi + wgi * 64 * kEpiLd, tid - 128 * (wgi + 1), warp, lane, tc.e, tc.seg_end,
+                           tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
+    }
+  }
+#else
+  (void)map_a;
+  (void)map_c;
+  (void)p;
+  __trap();
+#endif
+}
+
 }  // namespace
 
 cudaError_t launch_grouped_gemm_fp4(const GroupedGemmFp4Args& args, cudaStream_t stream) {
   int dev = 0;
   int major = 0;
+  int sms = 0;
   cudaError_t err = cudaGetDevice(&dev);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   if (args.g.total_tiles <= 0) return cudaSuccess;
+  if (args.variant == 2 && args.g.experts <= F4V2_MAX_EXPERTS) {
+    CUtensorMap map_a;
+    CUtensorMap map_c;
+    // codes as a [E·n, k/2] byte matrix (row stride ldb): columns past k/2 and rows past E·n read as zeros
+    if (!gemm::encode_2d_map(&map_a, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.a, args.g.rows, args.g.k, args.lda,
+                             F4V2_BK, F4V2_BM) ||
+        !gemm::encode_2d_map(&map_c, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.b,
+                             static_cast<int64_t>(args.g.experts) * args.g.n, args.g.k / 2, args.ldb, F4V2_BK / 2,
+                             F4V2_BN, CU_TENSOR_MAP_SWIZZLE_NONE)) {
+      return cudaErrorInvalidValue;
+    }
+    err = cudaFuncSetAttribute(grouped_gemm_fp4_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               F4V2_SMEM_BYTES);
+    if (err != cudaSuccess) return err;
+    // the host tile count (128×128 tiles) bounds this kernel's (128×256): never more blocks than tiles
+    const int grid = args.g.total_tiles < sms ? args.g.total_tiles : sms;
+    grouped_gemm_fp4_tma_kernel<<<grid, 384, F4V2_SMEM_BYTES, stream>>>(map_a, map_c, args);
+    return cudaSuccess;
+  }
   err = cudaFuncSetAttribute(grouped_gemm_fp4_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, F4_SMEM_BYTES);
   if (err != cudaSuccess) return err;
   grouped_gemm_fp4_kernel<<<args.g.total_tiles, 256, F4_SMEM_BYTES, stream>>>(args);

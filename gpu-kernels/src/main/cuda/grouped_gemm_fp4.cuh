@@ -37,10 +37,14 @@ struct GroupedGemmFp4Args {
   Fp4Format format;
   // n, k (a multiple of 32), experts, meta, total_tiles and the epilogue fields (bias, c, ldc, epilogue,
   // round_bf16, act_silu, limit, alpha, beta, mul_scale) as for the bf16 GEMM; g.a, g.b, g.variant unused.
-  GroupedGemmArgs g;
+  GroupedGemmArgs g;      // g.rows: R = offsets[E] (variant 2's tensor map of A)
+  // 1 = 2 warpgroups loading (cp.async) and computing in lockstep, 128 × 128 tiles; 2 (default) = TMA + warp-
+  // specialized, persistent, 128 × 256 tiles (the bf16 variant 4's structure); 2 falls back to 1 above 1024 experts
+  int32_t variant;
 };
 
-// cudaErrorNotSupported on a device without wgmma (not sm_90); else the launch's setup status.
+// cudaErrorNotSupported on a device without wgmma (not sm_90); cudaErrorInvalidValue when the driver cannot
+// encode variant 2's tensor maps; else the launch's setup status.
 cudaError_t launch_grouped_gemm_fp4(const GroupedGemmFp4Args& args, cudaStream_t stream);
 
 }  // namespace moespark

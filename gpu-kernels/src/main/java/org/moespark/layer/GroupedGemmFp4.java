@@ -25,7 +25,8 @@ import org.moespark.model.WeightTensor;
  * quarter of bf16's bytes: the resident weights and the memory traffic shrink 4×) and expanded to bf16 in
  * shared memory right before the bf16 wgmma reads it. The expansion is exact (an E2M1 value has 2 significant
  * bits, an E4M3 scale 4, an E8M0 scale is a power of two; bf16 has 8), so the result is bit for bit the bf16
- * grouped GEMM (variant 3, the same wgmma sequence) on the dequantized weights, then {@code · colScale} in fp32.
+ * grouped GEMM on the dequantized weights (kernel variant 1 vs the bf16 variant 3, 2 vs 4: the same wgmma
+ * sequences), then {@code · colScale} in fp32.
  * Hopper only; elsewhere the call throws (dequantize to bf16 and use {@link GroupedGemm}). Deterministic.
  *
  * <p>Layouts: codes {@code [E, n, ldb]} bytes, element {@code 2i} in the low nibble of byte {@code i} (the
@@ -38,6 +39,28 @@ public final class GroupedGemmFp4 {
   private GroupedGemmFp4() {}
 
   private static final String WHO = "GroupedGemmFp4";
+
+  /** System property choosing the kernel variant ({@link #setVariant}); default 2. */
+  public static final String VARIANT_PROPERTY = "moespark.gemm.fp4.variant";
+
+  private static volatile int variant = KernelVariants.initial(GroupedGemmFp4.class, VARIANT_PROPERTY, 2, 2);
+
+  /**
+   * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that load
+   * (cp.async) and compute in lockstep on 128×128 tiles, the expansion of k-tile kt + 1 under the wgmma of kt
+   * (the bf16 variant 3's shape: the same bits as it on the dequantized weights); 2 (the default) = TMA + warp-
+   * specialized and persistent on 128×256 tiles (the bf16 variant 4's shape), the code tiles loaded by the
+   * tensor-memory accelerator and expanded by the consumer warpgroups into a triple-buffered bf16 tile. Each is
+   * deterministic. Above 1024 experts variant 2 runs as 1.
+   */
+  public static void setVariant(int v) {
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 2);
+  }
+
+  /** The kernel variant in use. */
+  public static int variant() {
+    return variant;
+  }
 
   /** K columns per block scale of {@code format} (32 for MXFP4, 16 for NVFP4). */
   public static int block(WeightTensor.Format format) {
@@ -130,7 +153,7 @@ public final class GroupedGemmFp4 {
           format == WeightTensor.Format.MXFP4 ? 0 : 1, n, k, experts, m.address(), tiles,
           bias == null ? 0 : bias.address(), c.address(), ldc, epilogue.ordinal(), roundBf16,
           act != null && act.kind() == GatedActivation.Kind.SILU, act == null ? 0f : act.limit(),
-          act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(), alloc.stream().handle());
+          act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(), rows, variant, alloc.stream().handle());
     }
   }
 
@@ -240,5 +263,5 @@ public final class GroupedGemmFp4 {
 
   private static native void gemm0(long a, long lda, long b, long ldb, long scales, long lds, long colScale, int format,
       int n, int k, int experts, long meta, int totalTiles, long bias, long c, long ldc, int epilogue, boolean roundBf16,
-      boolean actSilu, float limit, float alpha, float beta, long stream);
+      boolean actSilu, float limit, float alpha, float beta, long rows, int variant, long stream);
 }

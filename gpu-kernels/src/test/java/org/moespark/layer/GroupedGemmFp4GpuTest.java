@@ -70,11 +70,13 @@ class GroupedGemmFp4GpuTest {
     return f;
   }
 
-  @ParameterizedTest(name = "{0} K={1} N={2}")
+  @ParameterizedTest(name = "variant {0} {1} K={2} N={3}")
   @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
-  @CsvSource({"MXFP4, 64, 256", "NVFP4, 64, 256", "MXFP4, 224, 144", "NVFP4, 224, 144", "MXFP4, 2880, 1536",
-      "NVFP4, 1024, 2320", "MXFP4, 32, 130"})
-  void bitForBitTheBf16GemmOnTheDequantizedWeights(WeightTensor.Format format, int k, int n) {
+  @CsvSource({"1, MXFP4, 64, 256", "1, NVFP4, 64, 256", "1, MXFP4, 224, 144", "1, NVFP4, 224, 144",
+      "1, MXFP4, 2880, 1536", "1, NVFP4, 1024, 2320", "1, MXFP4, 32, 130", "2, MXFP4, 64, 256", "2, NVFP4, 64, 256",
+      "2, MXFP4, 224, 144", "2, NVFP4, 224, 144", "2, MXFP4, 2880, 1536", "2, NVFP4, 1024, 2320", "2, MXFP4, 32, 130",
+      "2, NVFP4, 96, 8448"}) // the last: 132+ tiles of 128×256, so the persistent blocks each run several
+  void bitForBitTheBf16GemmOnTheDequantizedWeights(int fp4Variant, WeightTensor.Format format, int k, int n) {
     Random rnd = new Random(k * 31L + n + format.ordinal());
     int[] off = offsets(1, 0, 300, 7, 0, 129, 128);
     int experts = off.length - 1;
@@ -106,8 +108,10 @@ class GroupedGemmFp4GpuTest {
     }
     float[] w = GroupedGemmFp4.dequantize(format, codes, ldb, scales, lds, experts * n, k);
     float[] ref = GroupedGemmFp4.reference(a, k, off, format, codes, ldb, scales, lds, colScale, n, k);
-    String what = format + " K=" + k + " N=" + n;
+    String what = "variant " + fp4Variant + " " + format + " K=" + k + " N=" + n;
     int before = GroupedGemm.variant();
+    int beforeFp4 = GroupedGemmFp4.variant();
+    GroupedGemmFp4.setVariant(fp4Variant);
     try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer dc = alloc.upload(codes, "codes");
         DeviceBuffer ds = alloc.upload(scales, "scales");
         DeviceBuffer dcs = colScale == null ? null : alloc.upload(colScale, "colScale");
@@ -127,8 +131,9 @@ class GroupedGemmFp4GpuTest {
       GroupedGemmFp4.gemm(alloc, da, k, off, format, dc, ldb, ds, lds, dcs, n, k, null,
           GroupedGemm.Epilogue.STORE_F32, false, null, c2, n);
       Tolerance.assertBitEqual(c2.toFloats(rows * n), got, "FP4 grouped GEMM deterministic " + what);
-      // the bf16 GEMM (variant 3) on the dequantized weights, then · colScale in fp32: the same bits
-      GroupedGemm.setVariant(3);
+      // the bf16 GEMM with the same wgmma sequence (FP4 variant 1: bf16 variant 3, m64n128; 2: 4, m64n256) on the
+      // dequantized weights, then · colScale in fp32: the same bits
+      GroupedGemm.setVariant(fp4Variant == 1 ? 3 : 4);
       c2.fill(0x7f, stream);
       GroupedGemm.gemm(alloc, da, k, off, dw, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c2, n);
       float[] bf = c2.toFloats(rows * n);
@@ -141,7 +146,7 @@ class GroupedGemmFp4GpuTest {
           }
         }
       }
-      Tolerance.assertBitEqual(got, bf, "FP4 GEMM vs bf16 GEMM v3 on the dequantized weights " + what);
+      Tolerance.assertBitEqual(got, bf, "FP4 GEMM vs the bf16 GEMM on the dequantized weights " + what);
       // STORE_F32 + bias, STORE_BF16 (Compute.BF16 roundings)
       float[] refBias = ref.clone();
       for (int e = 0; e < experts; e++) {
@@ -183,6 +188,7 @@ class GroupedGemmFp4GpuTest {
       }
     } finally {
       GroupedGemm.setVariant(before);
+      GroupedGemmFp4.setVariant(beforeFp4);
     }
   }
 
