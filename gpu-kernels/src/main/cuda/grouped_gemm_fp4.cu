@@ -9,6 +9,8 @@
 // kt. Deterministic: one thread per output element, fixed k order, no atomics.
 #include "grouped_gemm_fp4.cuh"
 
+#include <cuda_bf16.h>
+
 #include "formats.cuh"
 #include "gemm_common.cuh"
 
@@ -24,7 +26,7 @@ constexpr int F4_STAGES = 3;
 constexpr int F4_A_BYTES = F4_BM * F4_BK * 2;  // 16 KiB
 constexpr int F4_B_BYTES = F4_BN * F4_BK * 2;  // 16 KiB of expanded bf16
 constexpr int F4_RAW_BYTES = F4_BN * F4_BK / 2;  // 4 KiB of codes
-constexpr int F4_SMEM_BYTES = 1024 + F4_STAGES * F4_A_BYTES + 2 * F4_B_BYTES + F4_STAGES * F4_RAW_BYTES + 16 * 4;
+constexpr int F4_SMEM_BYTES = 1024 + F4_STAGES * F4_A_BYTES + 2 * F4_B_BYTES + F4_STAGES * F4_RAW_BYTES;
 static_assert(F4_SMEM_BYTES <= 113 * 1024, "two blocks per SM");
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -49,21 +51,38 @@ __device__ __forceinline__ Fp4Scale load_scale(const GroupedGemmFp4Args& p, int 
   return s;
 }
 
+// Two E2M1 codes (one byte: element 0 in the low nibble) → their bf16 pair scaled by 2^-126, by bit placement:
+// the magnitude bits e1 e0 m land in bf16 bits 8..6 (exponent 0..3, mantissa's top bit), the sign in bit 15 —
+// exactly e2m1 · 2^-126 (code 1, 0.5, becomes the subnormal 2^-127); x · 0x1001 puts the high nibble 16 bits up.
+__device__ __forceinline__ uint32_t e2m1x2_scaled_bits(uint32_t byte) {
+  const uint32_t t = byte * 0x1001u;
+  return ((t << 6) & 0x01C001C0u) | ((t << 12) & 0x80008000u);
+}
+
+__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
+  __nv_bfloat162 r = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
 // 16 bytes of codes (32 E2M1 elements, element 2i in the low nibble of byte i) → 4 swizzled 16-byte bf16 chunks
-// (chunk_base .. +3 of tile row r). The products are exact, so the bf16 is the float's upper half.
-__device__ __forceinline__ void expand_chunk(uint8_t* tile, int r, int chunk_base, uint4 codes, Fp4Scale s,
-                                             const float* lut) {
+// (chunk_base .. +3 of tile row r): the bit-placed pair times 2^126, then times the scale, in bf16x2. Both products
+// are exact (a power of two; then an E2M1 value's 2 significant bits times a scale's at most 4), so these are the
+// weights' bf16 values with no rounding (bf16's subnormals included), and no shared-memory table is read.
+__device__ __forceinline__ void expand_chunk(uint8_t* tile, int r, int chunk_base, uint4 codes, Fp4Scale s) {
   const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
+  const uint32_t two126 = 0x7E807E80u;  // bf16x2 (2^126, 2^126)
+  const __nv_bfloat162 lo2 = __float2bfloat162_rn(s.lo);
+  const __nv_bfloat162 hi2 = __float2bfloat162_rn(s.hi);
+  const uint32_t slo = *reinterpret_cast<const uint32_t*>(&lo2);
+  const uint32_t shi = *reinterpret_cast<const uint32_t*>(&hi2);
 #pragma unroll
   for (int c = 0; c < 4; ++c) {
-    const float sc = c < 2 ? s.lo : s.hi;
+    const uint32_t sc = c < 2 ? slo : shi;
     uint32_t o[4];
 #pragma unroll
     for (int b = 0; b < 4; ++b) {
-      const uint32_t byte = (w[c] >> (8 * b)) & 0xFFu;
-      const float lo = lut[byte & 15u] * sc;
-      const float hi = lut[byte >> 4] * sc;
-      o[b] = (__float_as_uint(lo) >> 16) | (__float_as_uint(hi) & 0xFFFF0000u);
+      const uint32_t byte = __byte_perm(w[c], 0u, 0x4440u | static_cast<uint32_t>(b));
+      o[b] = bf16x2_mul(bf16x2_mul(e2m1x2_scaled_bits(byte), two126), sc);
     }
     *reinterpret_cast<uint4*>(tile + swz128(r, chunk_base + c)) = make_uint4(o[0], o[1], o[2], o[3]);
   }
@@ -77,7 +96,6 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_fp4_kernel(GroupedGemmFp4
   uint8_t* sA = base;                                   // [STAGES] bf16 A tiles
   uint8_t* sB = sA + F4_STAGES * F4_A_BYTES;            // [2] expanded bf16 B tiles
   uint8_t* sRaw = sB + 2 * F4_B_BYTES;                  // [STAGES] code tiles, 32 bytes per row
-  float* lut = reinterpret_cast<float*>(sRaw + F4_STAGES * F4_RAW_BYTES);
 
   const GroupedGemmArgs& g = p.g;
   const TileCoord tc = schedule_tile<F4_BM, F4_BN, 8>(g, blockIdx.x);
@@ -85,7 +103,6 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_fp4_kernel(GroupedGemmFp4
   const int lane = tid & 31;
   const int warp = tid >> 5;
   const int wgi = warp >> 2;  // warpgroup: rows wgi·64 .. +64
-  if (tid < 16) lut[tid] = fmt::e2m1_decode(static_cast<uint8_t>(tid));
 
   // this thread's code chunk: weight row n0 + rr, k columns k0 + 32·kh .. +32 of every k-tile
   const int rr = tid >> 1;
@@ -116,8 +133,7 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_fp4_kernel(GroupedGemmFp4
   }
   Fp4Scale sc = scale_of(0);
   cp_async_wait<F4_STAGES - 2>();  // k-tile 0 (this thread's copies)
-  __syncthreads();                 // the LUT
-  expand_chunk(sB, rr, 4 * kh, *reinterpret_cast<const uint4*>(sRaw + rr * 32 + 16 * kh), sc, lut);
+  expand_chunk(sB, rr, 4 * kh, *reinterpret_cast<const uint4*>(sRaw + rr * 32 + 16 * kh), sc);
   fence_proxy_async();  // generic-proxy writes (cp.async, the expansion) → the wgmma's async-proxy reads
   __syncthreads();
 
@@ -138,7 +154,7 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_fp4_kernel(GroupedGemmFp4
       // into the B buffer of k-tile kt − 1, whose wgmma is done
       const uint8_t* raw = sRaw + ((kt + 1) % F4_STAGES) * F4_RAW_BYTES;
       expand_chunk(sB + ((kt + 1) & 1) * F4_B_BYTES, rr, 4 * kh, *reinterpret_cast<const uint4*>(raw + rr * 32 + 16 * kh),
-                   sc, lut);
+                   sc);
     }
     fence_proxy_async();
     wgmma_wait0();
@@ -192,7 +208,7 @@ constexpr int F4V2_B_BUFS = 3;
 constexpr int F4V2_MAX_EXPERTS = 1024;
 constexpr int F4V2_EPI_BYTES = 2 * kEpiStageBytes;
 constexpr int F4V2_SMEM_BYTES = 1024 + F4V2_STAGES * (F4V2_A_BYTES + F4V2_CODE_BYTES) + F4V2_B_BUFS * F4V2_B_BYTES +
-                                F4V2_EPI_BYTES + 2 * F4V2_STAGES * 8 + 16 * 4 + 4 * (F4V2_MAX_EXPERTS + 1);
+                                F4V2_EPI_BYTES + 2 * F4V2_STAGES * 8 + 4 * (F4V2_MAX_EXPERTS + 1);
 static_assert(F4V2_SMEM_BYTES <= 227 * 1024, "FP4 variant 2 shared memory exceeds the sm_90 block limit");
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -229,8 +245,7 @@ __global__ void __launch_bounds__(384, 1)
   float* epi = reinterpret_cast<float*>(sCodes + F4V2_STAGES * F4V2_CODE_BYTES);
   uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(epi) + F4V2_EPI_BYTES);
   uint64_t* empty = full + F4V2_STAGES;
-  float* lut = reinterpret_cast<float*>(empty + F4V2_STAGES);
-  int32_t* tp = reinterpret_cast<int32_t*>(lut + 16);
+  int32_t* tp = reinterpret_cast<int32_t*>(empty + F4V2_STAGES);
 
   const GroupedGemmArgs& g = p.g;
   const int tid = threadIdx.x;
@@ -238,7 +253,6 @@ __global__ void __launch_bounds__(384, 1)
   const int lane = tid & 31;
   const int nt = (g.n + F4V2_BN - 1) / F4V2_BN;
   if (warp == 0) tile_prefix_smem<F4V2_BM>(g, nt, tp, lane);
-  if (tid >= 32 && tid < 48) lut[tid - 32] = fmt::e2m1_decode(static_cast<uint32_t>(tid - 32));
   if (tid == 0) {
     for (int s = 0; s < F4V2_STAGES; ++s) {
       mbar_init(&full[s], 1);
@@ -293,8 +307,8 @@ __global__ void __launch_bounds__(384, 1)
       {
         const uint8_t* cr = sCodes + stage * F4V2_CODE_BYTES + ct * 32;
         uint8_t* bt = sB + buf * F4V2_B_BYTES;
-        expand_chunk(bt, ct, 0, *reinterpret_cast<const uint4*>(cr), Fp4Scale{sc[0], sc[1]}, lut);
-        expand_chunk(bt, ct, 4, *reinterpret_cast<const uint4*>(cr + 16), Fp4Scale{sc[2], sc[3]}, lut);
+        expand_chunk(bt, ct, 0, *reinterpret_cast<const uint4*>(cr), Fp4Scale{sc[0], sc[1]});
+        expand_chunk(bt, ct, 4, *reinterpret_cast<const uint4*>(cr + 16), Fp4Scale{sc[2], sc[3]});
       }
       if (ktiles > 1) load_scales4(p, tc.e, wrow, F4V2_BK, sc);
       fence_proxy_async();
@@ -324,8 +338,8 @@ __global__ void __launch_bounds__(384, 1)
           mbar_wait(&full[stage], phase);
           const uint8_t* cr = sCodes + stage * F4V2_CODE_BYTES + ct * 32;
           uint8_t* bt = sB + buf * F4V2_B_BYTES;
-          expand_chunk(bt, ct, 0, *reinterpret_cast<const uint4*>(cr), Fp4Scale{sc[0], sc[1]}, lut);
-          expand_chunk(bt, ct, 4, *reinterpret_cast<const uint4*>(cr + 16), Fp4Scale{sc[2], sc[3]}, lut);
+          expand_chunk(bt, ct, 0, *reinterpret_cast<const uint4*>(cr), Fp4Scale{sc[0], sc[1]});
+          expand_chunk(bt, ct, 4, *reinterpret_cast<const uint4*>(cr + 16), Fp4Scale{sc[2], sc[3]});
           if (kt + 2 < ktiles) load_scales4(p, tc.e, wrow, (kt + 2) * F4V2_BK, sc);
           fence_proxy_async();
           named_barrier_sync(3, 256);
