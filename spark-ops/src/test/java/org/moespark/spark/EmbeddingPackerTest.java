@@ -172,7 +172,7 @@ class EmbeddingPackerTest {
   void allFiniteFindsEveryNonFiniteBitPattern() {
     int[] specials = {0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffffffff, 0x7fffffff};
     int[] finite = {0, 0x80000000, 1, 0x007fffff, 0x7f7fffff, 0xff7fffff, 0x3f800000};
-    for (int n : new int[] {1, 2, 7, 8}) {
+    for (int n : new int[] {1, 2, 3, 4, 5, 7, 8, 9, 12}) { // the 4-value unrolled loop, its tails
       long a = Platform.allocateMemory(4L * n);
       try {
         for (int pos = 0; pos < n; pos++) {
