@@ -5,6 +5,7 @@
 #include <string>
 
 #include "grouped_gemm_fp4.cuh"
+#include "grouped_gemm_jni.hpp"
 #include "jni_util.hpp"
 
 using namespace moespark;
@@ -14,12 +15,9 @@ extern "C" {
 JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp4_gemm0(
     JNIEnv* env, jclass, jlong a, jlong lda, jlong b, jlong ldb, jlong scales, jlong lds, jlong col_scale,
     jint format, jint n, jint k, jint experts, jlong meta, jint total_tiles, jlong bias, jlong c, jlong ldc,
-    jint epilogue, jboolean round_bf16, jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong rows, jint variant,
-    jlong stream) {
+    jint epilogue, jboolean round_bf16, jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong rows,
+    jint variant, jlong stream) {
   JNI_TRY {
-    if (epilogue < 0 || epilogue > 2) {
-      throw bad_argument("GroupedGemmFp4: unknown epilogue " + std::to_string(epilogue));
-    }
     if (format < 0 || format > 1) {
       throw bad_argument("GroupedGemmFp4: unknown format " + std::to_string(format));
     }
@@ -32,22 +30,9 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp4_gemm0(
     args.lds = lds;
     args.col_scale = as_ptr<const float>(col_scale);
     args.format = static_cast<Fp4Format>(format);
-    GroupedGemmArgs& g = args.g;
-    g.n = n;
-    g.k = k;
-    g.experts = experts;
-    g.meta = as_ptr<const int32_t>(meta);
-    g.total_tiles = total_tiles;
-    g.bias = as_ptr<const float>(bias);
-    g.c = as_ptr<void>(c);
-    g.ldc = ldc;
-    g.epilogue = static_cast<GemmEpilogue>(epilogue);
-    g.round_bf16 = round_bf16 == JNI_TRUE ? 1 : 0;
-    g.act_silu = act_silu == JNI_TRUE ? 1 : 0;
-    g.limit = limit;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.rows = rows;
+    set_schedule_and_epilogue(args.g, "GroupedGemmFp4", n, k, experts, meta, total_tiles, bias, c, ldc, epilogue,
+                              round_bf16, act_silu, limit, alpha, beta, 0);
+    args.g.rows = rows;
     args.variant = variant;
     cudaError_t err = launch_grouped_gemm_fp4(args, as_stream(stream));
     if (err == cudaErrorInvalidValue && variant == 2) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "grouped_gemm_fp8.cuh"
+#include "grouped_gemm_jni.hpp"
 #include "jni_util.hpp"
 
 using namespace moespark;
@@ -16,9 +17,6 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
     jint experts, jlong meta, jint total_tiles, jlong bias, jlong c, jlong ldc, jint epilogue, jboolean round_bf16,
     jboolean act_silu, jfloat limit, jfloat alpha, jfloat beta, jlong mul_scale, jint variant, jlong stream) {
   JNI_TRY {
-    if (epilogue < 0 || epilogue > 2) {
-      throw bad_argument("GroupedGemmFp8: unknown epilogue " + std::to_string(epilogue));
-    }
     GroupedGemmFp8Args args{};
     args.a = as_ptr<const uint8_t>(a);
     args.a_rows = a_rows;
@@ -27,22 +25,8 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
     args.b = as_ptr<const uint8_t>(b);
     args.ldb = ldb;
     args.sb = as_ptr<const float>(sb);
-    GroupedGemmArgs& g = args.g;
-    g.n = n;
-    g.k = k;
-    g.experts = experts;
-    g.meta = as_ptr<const int32_t>(meta);
-    g.total_tiles = total_tiles;
-    g.bias = as_ptr<const float>(bias);
-    g.c = as_ptr<void>(c);
-    g.ldc = ldc;
-    g.epilogue = static_cast<GemmEpilogue>(epilogue);
-    g.round_bf16 = round_bf16 == JNI_TRUE ? 1 : 0;
-    g.act_silu = act_silu == JNI_TRUE ? 1 : 0;
-    g.limit = limit;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.mul_scale = as_ptr<const float>(mul_scale);
+    set_schedule_and_epilogue(args.g, "GroupedGemmFp8", n, k, experts, meta, total_tiles, bias, c, ldc, epilogue,
+                              round_bf16, act_silu, limit, alpha, beta, mul_scale);
     args.variant = variant;
     cudaError_t err = launch_grouped_gemm_fp8(args, as_stream(stream));
     if (err == cudaErrorInvalidValue && variant == 3) {

@@ -154,12 +154,12 @@ struct TileCoord {
   int64_t n0;
 };
 
+// The same from a tile prefix tp[E+1] (tp[lo] <= tile < tp[hi]) held elsewhere: the persistent kernels compute
+// theirs in shared memory for their own tile shape.
 template <int BM, int BN, int GROUP_M>
-__device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int tile) {
-  const int32_t* offs = p.meta;
-  const int32_t* tp = p.meta + p.experts + 1;
+__device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p, const int32_t* tp, int tile) {
   int lo = 0;
-  int hi = p.experts;  // tp[lo] <= tile < tp[hi]
+  int hi = p.experts;
   while (hi - lo > 1) {
     int mid = (lo + hi) >> 1;
     if (tp[mid] <= tile) {
@@ -171,8 +171,8 @@ __device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int
   TileCoord t;
   t.e = lo;
   const int local = tile - tp[lo];
-  t.seg_begin = offs[lo];
-  t.seg_end = offs[lo + 1];
+  t.seg_begin = p.meta[lo];
+  t.seg_end = p.meta[lo + 1];
   const int mt = static_cast<int>((t.seg_end - t.seg_begin + BM - 1) / BM);
   const int nt = (p.n + BN - 1) / BN;
   const int group = local / (GROUP_M * nt);
@@ -182,6 +182,28 @@ __device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int
   t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * BM;
   t.n0 = static_cast<int64_t>(within / gm) * BN;
   return t;
+}
+
+// The tile prefix of the host's schedule (GroupedGemm.meta: row offsets [E+1], then the prefix [E+1]).
+template <int BM, int BN, int GROUP_M>
+__device__ __forceinline__ TileCoord schedule_tile(const GroupedGemmArgs& p, int tile) {
+  return schedule_tile_smem<BM, BN, GROUP_M>(p, p.meta + p.experts + 1, tile);
+}
+
+// acc · colScale[e, column] for a wgmma/mma fragment of NI 8-column blocks (accumulator 4·ni + q: column
+// n0 + ni·8 + 2·(lane%4) + (q & 1)); columns past n get 0 (never stored).
+template <int NI>
+__device__ __forceinline__ void scale_columns(float* d, const float* col_scale, int64_t n0, int64_t n, int lane) {
+#pragma unroll
+  for (int ni = 0; ni < NI; ++ni) {
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const int64_t col = n0 + ni * 8 + 2 * (lane & 3) + q;
+      const float f = col < n ? __ldg(col_scale + col) : 0.0f;
+      d[4 * ni + q] = __fmul_rn(d[4 * ni + q], f);
+      d[4 * ni + 2 + q] = __fmul_rn(d[4 * ni + 2 + q], f);
+    }
+  }
 }
 
 
@@ -447,34 +469,6 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, u
       : "l"(da), "l"(db));
 }
 
-// (expert, m-tile, n-tile) of tile `tile` from the block's shared tile prefix (as schedule_tile).
-template <int BM, int BN, int GROUP_M>
-__device__ __forceinline__ TileCoord schedule_tile_smem(const GroupedGemmArgs& p, const int32_t* tp, int tile) {
-  int lo = 0;
-  int hi = p.experts;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) >> 1;
-    if (tp[mid] <= tile) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  TileCoord t;
-  t.e = lo;
-  const int local = tile - tp[lo];
-  t.seg_begin = p.meta[lo];
-  t.seg_end = p.meta[lo + 1];
-  const int mt = static_cast<int>((t.seg_end - t.seg_begin + BM - 1) / BM);
-  const int nt = (p.n + BN - 1) / BN;
-  const int group = local / (GROUP_M * nt);
-  const int first_m = group * GROUP_M;
-  const int gm = min(GROUP_M, mt - first_m);
-  const int within = local % (GROUP_M * nt);
-  t.row0 = t.seg_begin + static_cast<int64_t>(first_m + within % gm) * BM;
-  t.n0 = static_cast<int64_t>(within / gm) * BN;
-  return t;
-}
 
 // One m64n128k16 bf16 wgmma (fp32 accumulators d, A and B from shared-memory descriptors), accumulating.
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, uint64_t db) {

@@ -163,19 +163,7 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_fp4_kernel(GroupedGemmFp4
   cp_async_wait<0>();
 
   // accumulator d[4·ni + q]: row (warp % 4)·16 + lane/4 (+8 for q ≥ 2), column ni·8 + 2·(lane%4) + (q & 1)
-  if (p.col_scale != nullptr) {
-    const float* cs = p.col_scale + static_cast<int64_t>(tc.e) * g.n;
-#pragma unroll
-    for (int ni = 0; ni < 16; ++ni) {
-#pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        const int64_t col = tc.n0 + ni * 8 + 2 * (lane & 3) + q;
-        const float f = col < g.n ? __ldg(cs + col) : 0.0f;
-        d[4 * ni + q] = __fmul_rn(d[4 * ni + q], f);
-        d[4 * ni + 2 + q] = __fmul_rn(d[4 * ni + 2 + q], f);
-      }
-    }
-  }
+  if (p.col_scale != nullptr) scale_columns<16>(d, p.col_scale + static_cast<int64_t>(tc.e) * g.n, tc.n0, g.n, lane);
   const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
   store_rows<16>(g, tc.e, bias, tc.row0 + wgi * 64 + (warp & 3) * 16, tc.seg_end, tc.n0,
                  *reinterpret_cast<const float(*)[16][4]>(d), lane);
@@ -347,20 +335,7 @@ __global__ void __launch_bounds__(384, 1)
       }
       wgmma_wait<0>();
       if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
-      if (p.col_scale != nullptr) {
-        // accumulator d[4·ni + q]: column ni·8 + 2·(lane%4) + (q & 1)
-        const float* cs = p.col_scale + static_cast<int64_t>(tc.e) * g.n;
-#pragma unroll
-        for (int ni = 0; ni < 32; ++ni) {
-#pragma unroll
-          for (int q = 0; q < 2; ++q) {
-            const int64_t col = tc.n0 + ni * 8 + 2 * (lane & 3) + q;
-            const float f = col < g.n ? __ldg(cs + col) : 0.0f;
-            d[4 * ni + q] = __fmul_rn(d[4 * ni + q], f);
-            d[4 * ni + 2 + q] = __fmul_rn(d[4 * ni + 2 + q], f);
-          }
-        }
-      }
+      if (p.col_scale != nullptr) scale_columns<32>(d, p.col_scale + static_cast<int64_t>(tc.e) * g.n, tc.n0, g.n, lane);
       const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
       staged_epilogue<128>(g, d, epi + wgi * 64 * kEpiLd, tid - 128 * (wgi + 1), warp, lane, tc.e, tc.seg_end,
                            tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
