@@ -61,7 +61,23 @@ final class MoeBlockLoader {
     }
     ExpertWeights shared = b.sharedExpert() == null ? null : expert(b.sharedExpert());
     float[] sharedGate = b.sharedExpertGate() == null ? null : vector(b.sharedExpertGate());
-    return new MoeBlockSpec(cfg.modelType(), rs, experts, act, shared, sharedGate);
+    return new MoeBlockSpec(cfg.modelType(), rs, experts, act, shared, sharedGate, fp4Experts(b.experts()));
+  }
+
+  /** The experts' checkpoint tensors when all of them are MXFP4, or all NVFP4; else null. */
+  private static List<Fp4Expert> fp4Experts(List<MoeBlockWeights.Expert> es) {
+    WeightTensor.Format f = es.isEmpty() ? null : es.get(0).gate().format();
+    if (f != WeightTensor.Format.MXFP4 && f != WeightTensor.Format.NVFP4) {
+      return null;
+    }
+    List<Fp4Expert> out = new ArrayList<>(es.size());
+    for (MoeBlockWeights.Expert e : es) {
+      if (e.gate().format() != f || e.up().format() != f || e.down().format() != f) {
+        return null;
+      }
+      out.add(new Fp4Expert(e.gate(), e.up(), e.down()));
+    }
+    return out;
   }
 
   private static ExpertWeights expert(MoeBlockWeights.Expert e) {

@@ -210,6 +210,78 @@ public final class MoeLayerGpu implements AutoCloseable {
           new Fp4(format, guc, gus, guCol, dc, dsc, dCol));
     }
 
+    /**
+     * The routed experts' checkpoint FP4 codes and scales uploaded as they are ({@link Fp4Expert#layout}: gate/up
+     * rows interleaved per 8, the intermediate width padded to a multiple of 32, NVFP4's {@code weight_scale_2}
+     * per row), biases from the dequantized {@code ws}. No bf16 copy is made.
+     */
+    static DeviceWeights uploadFp4(DeviceAllocator alloc, List<Fp4Expert> qs, List<ExpertWeights> ws, int hidden,
+        String what) {
+      int count = qs.size();
+      int inter = qs.get(0).intermediate();
+      WeightTensor.Format format = qs.get(0).format();
+      for (int e = 0; e < count; e++) {
+        if (qs.get(e).intermediate() != inter) {
+          throw new IllegalArgumentException("GPU layer: " + what + " " + e + " has intermediate size "
+              + qs.get(e).intermediate() + ", expected " + inter + " (" + what + " 0's): the grouped GEMM needs one width");
+        }
+      }
+      int ip = (inter + 31) & -32;
+      int blk = GroupedGemmFp4.block(format);
+      long guC = 2L * ip * (hidden / 2);
+      long guS = 2L * ip * (hidden / blk);
+      long dC = (long) hidden * (ip / 2);
+      long dS = (long) hidden * (ip / blk);
+      boolean nv = format == WeightTensor.Format.NVFP4;
+      boolean biases = ws.stream().anyMatch(ExpertWeights::hasBiases);
+      DeviceBuffer guc = null;
+      DeviceBuffer gus = null;
+      DeviceBuffer dc = null;
+      DeviceBuffer dsc = null;
+      DeviceBuffer guCol = null;
+      DeviceBuffer dCol = null;
+      DeviceBuffer gub = null;
+      DeviceBuffer db = null;
+      try {
+        guc = alloc.allocate(guC * count, what + " gate/up e2m1");
+        gus = alloc.allocate(guS * count, what + " gate/up block scales");
+        dc = alloc.allocate(dC * count, what + " down e2m1");
+        dsc = alloc.allocate(dS * count, what + " down block scales");
+        guCol = nv ? alloc.allocate(4L * 2 * ip * count, what + " gate/up weight_scale_2") : null;
+        dCol = nv ? alloc.allocate(4L * hidden * count, what + " down weight_scale_2") : null;
+        gub = biases ? alloc.allocate(4L * 2 * ip * count, what + " gate/up bias") : null;
+        db = biases ? alloc.allocate(4L * hidden * count, what + " down bias") : null;
+        for (int e = 0; e < count; e++) {
+          Fp4Expert.Layout l = qs.get(e).layout(ip);
+          guc.view(guC * e, guC).copyFrom(l.guCodes());
+          gus.view(guS * e, guS).copyFrom(l.guScales());
+          dc.view(dC * e, dC).copyFrom(l.dCodes());
+          dsc.view(dS * e, dS).copyFrom(l.dScales());
+          if (nv) {
+            guCol.view(8L * ip * e, 8L * ip).copyFrom(l.guCol());
+            dCol.view(4L * hidden * e, 4L * hidden).copyFrom(l.dCol());
+          }
+          if (biases) {
+            ExpertWeights w = ws.get(e);
+            float[] gb = new float[2 * ip];
+            float[] ib = GroupedGemm.interleaveBias(w.gateBias(), w.upBias(), inter);
+            System.arraycopy(ib, 0, gb, 0, ib.length);
+            gub.view(8L * ip * e, 8L * ip).copyFrom(gb);
+            db.view(4L * hidden * e, 4L * hidden).copyFrom(w.downBias() == null ? new float[hidden] : w.downBias());
+          }
+        }
+      } catch (RuntimeException ex) {
+        for (DeviceBuffer b : new DeviceBuffer[] {guc, gus, dc, dsc, guCol, dCol, gub, db}) {
+          if (b != null) {
+            b.close();
+          }
+        }
+        throw ex;
+      }
+      return new DeviceWeights(count, ip, null, null, gub, db, null, null, null, null,
+          new Fp4(format, guc, gus, guCol, dc, dsc, dCol));
+    }
+
     private static void quantizeFp4(WeightTensor.Format format, DeviceBuffer x, long rows, long cols, float global,
         DeviceBuffer codes, DeviceBuffer scales, CudaStream stream) {
       if (format == WeightTensor.Format.MXFP4) {
@@ -418,8 +490,10 @@ public final class MoeLayerGpu implements AutoCloseable {
     try {
       int pad = padOf(gemm);
       boolean amax = gemm == GemmPrecision.NVFP4;
-      DeviceWeights ex = base.precision(DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert",
-          pad, amax), "expert");
+      DeviceWeights ex = checkpointFp4(spec, gemm)
+          ? DeviceWeights.uploadFp4(base.weightsAlloc, spec.fp4Experts(), spec.experts(), base.hidden, "expert")
+          : base.precision(DeviceWeights.upload(base.weightsAlloc, spec.experts(), base.hidden, "expert", pad, amax),
+              "expert");
       DeviceWeights sh = spec.shared() == null ? null
           : base.precision(DeviceWeights.upload(base.weightsAlloc, List.of(spec.shared()), base.hidden,
               "shared expert", pad, amax), "shared expert");
@@ -473,6 +547,15 @@ public final class MoeLayerGpu implements AutoCloseable {
       base.releaseAfterFailure(e);
       throw e;
     }
+  }
+
+  /** Whether {@code spec}'s routed experts go to the device as the checkpoint's own FP4 codes for {@code gemm}. */
+  private static boolean checkpointFp4(MoeBlockSpec spec, GemmPrecision gemm) {
+    if (spec.fp4Experts() == null || !gemm.fp4()) {
+      return false;
+    }
+    WeightTensor.Format f = spec.fp4Experts().get(0).format();
+    return (f == WeightTensor.Format.MXFP4) == (gemm == GemmPrecision.MXFP4);
   }
 
   /** The intermediate width's granularity for {@code gemm}: the k of the down GEMM (8 bf16, 16 FP8, 32 FP4). */

@@ -89,6 +89,49 @@ class MoeLayerGpuFp4Test {
     }
   }
 
+  /**
+   * Routed experts that come with their checkpoint tensors ({@link MoeBlockSpec#fp4Experts}, as the loader keeps
+   * them for MXFP4 / NVFP4 checkpoints): the layer uploads those codes, scales and per-tensor {@code weight_scale_2}
+   * as they are, so it computes with exactly the checkpoint's weights — within bf16 of the CPU layer on the
+   * dequantized values (gate and up with different global scales, inter 208 padded to 224, biases), and closer to
+   * it than re-quantizing the dequantized values on the device.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"NVFP4", "MXFP4"})
+  void checkpointFp4CodesAreUploadedAsTheyAre(String fmt) {
+    org.moespark.model.WeightTensor.Format f = org.moespark.model.WeightTensor.Format.valueOf(fmt);
+    Random r = new Random(17);
+    int h = 64;
+    int inter = f == org.moespark.model.WeightTensor.Format.NVFP4 ? 208 : 192;
+    int e = 8;
+    List<Fp4Expert> qs = new ArrayList<>();
+    List<ExpertWeights> ws = new ArrayList<>();
+    for (int i = 0; i < e; i++) {
+      org.moespark.model.WeightTensor g = Fp4ExpertTest.tensor(f, "g" + i, Naive.randn(r, inter * h, 0.3), inter, h);
+      org.moespark.model.WeightTensor u = Fp4ExpertTest.tensor(f, "u" + i, Naive.randn(r, inter * h, 2.0), inter, h);
+      org.moespark.model.WeightTensor d = Fp4ExpertTest.tensor(f, "d" + i, Naive.randn(r, h * inter, 0.1), h, inter);
+      qs.add(new Fp4Expert(g, u, d));
+      ws.add(new ExpertWeights(h, inter, MoeBlockLoader.dequant(g), MoeBlockLoader.dequant(u),
+          MoeBlockLoader.dequant(d), Naive.randn(r, inter, 0.1), Naive.randn(r, inter, 0.1), Naive.randn(r, h, 0.1)));
+    }
+    MoeBlockSpec s = new MoeBlockSpec("mixtral", RouterSpec.softmaxTopK(h, e, 2, Naive.randn(r, e * h, 0.3), true,
+        false), ws, GatedActivation.SWIGLU, null, null, qs);
+    GemmPrecision p = GemmPrecision.valueOf(fmt);
+    float[] x = Naive.randn(new Random(4), 500 * h, 1.0);
+    try (MoeLayerGpu g = MoeLayerGpu.create(s, Compute.FP32, p);
+        MoeLayerGpu requant = MoeLayerGpu.create(s.withoutFp4(), Compute.FP32, p);
+        MoeLayer cpu = MoeLayer.create(s, new LayerOptions(Backend.CPU, Compute.FP32))) {
+      assertEquals((inter + 31) & -32, g.paddedIntermediate());
+      MoeLayer.Output want = cpu.forward(x, 500);
+      MoeLayer.Output got = g.forward(x, 500);
+      compare(got, want, Tolerance.BF16, fmt + " checkpoint codes as they are");
+      double asIs = Tolerance.relativeError(got.y(), want.y());
+      double re = Tolerance.relativeError(requant.forward(x, 500).y(), want.y());
+      System.out.printf("FP4 layer %s: checkpoint codes %.3e, re-quantized on the device %.3e%n", fmt, asIs, re);
+      assertTrue(asIs <= re, fmt + ": as-is " + asIs + " vs re-quantized " + re);
+    }
+  }
+
   /** Intermediate 203 (padded to 224 for FP4), 1223 tokens, an expert never chosen, a shared expert. */
   @Test
   void largerLayerWithRaggedShapesIsWithinFp4OfTheCpu() {
