@@ -39,8 +39,8 @@ final class GpuLayerCache {
   }
 
   /** The cached block, or {@code load} uploaded now (under the cache lock: one upload per key). */
-  static synchronized Lease acquire(Path dir, int layer, Compute compute, Supplier<MoeBlockSpec> load) {
-    GemmPrecision gemm = GemmPrecision.fromProperty();
+  static synchronized Lease acquire(Path dir, int layer, Compute compute, GemmPrecision gemm,
+      Supplier<MoeBlockSpec> load) {
     Key key = new Key(dir.toAbsolutePath().normalize(), layer, Cuda.currentDevice(), compute, gemm);
     Entry e = ENTRIES.get(key);
     if (e == null) {

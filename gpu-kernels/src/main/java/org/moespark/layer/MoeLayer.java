@@ -98,7 +98,7 @@ public final class MoeLayer implements AutoCloseable {
    *
    * @throws IllegalArgumentException for a layer that is not a MoE layer, an unsupported family or
    *     format, or an inconsistent checkpoint (the message names the tensor)
-   * <p>On the GPU the device weights are cached per (checkpoint directory, layer, device, compute): a
+   * <p>On the GPU the device weights are cached per (checkpoint directory, layer, device, compute, GEMM precision): a
    * second load of the same block while one is open shares them (no second upload).
    *
    * @throws UnsupportedOperationException for {@link Backend#GPU} when no GPU is usable (the message says why)
@@ -112,7 +112,7 @@ public final class MoeLayer implements AutoCloseable {
       throw new IllegalArgumentException("options must not be null");
     }
     if (resolve(options.backend()) == Backend.GPU) {
-      GpuLayerCache.Lease lease = GpuLayerCache.acquire(modelDir, layer, options.compute(),
+      GpuLayerCache.Lease lease = GpuLayerCache.acquire(modelDir, layer, options.compute(), options.gemmOrDefault(),
           () -> MoeBlockLoader.load(modelDir, layer));
       return new MoeLayer(lease.modelType(), lease.routerSpec(), lease.gpu(), lease::release, options.compute());
     }

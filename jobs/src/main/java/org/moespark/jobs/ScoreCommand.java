@@ -41,15 +41,15 @@ import org.moespark.spark.MoeScoreExpr;
  *
  * <pre>
  * moe score --model DIR --layer N --input PARQUET --output PARQUET [--input-col embedding] [--id-col id]
- *           [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16] [--bad-rows error|skip|null]
- *           [--partitions P] [--overwrite] [--master M] [--progress-seconds S] [--format parquet|noop]
+ *           [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16] [--gemm bf16|fp8|mxfp4|nvfp4]
+ *           [--bad-rows error|skip|null] [--partitions P] [--overwrite] [--master M] [--progress-seconds S] [--format parquet|noop]
  *           [--explain]
  * </pre>
  *
  * Output (the contract {@code moe stats} reads): Parquet with the id column (its input name and type),
  * {@code output array<float>} (the block output, hidden values), {@code topk_ids array<int>} and
  * {@code topk_weights array<float>} (K each, in router order: highest score first). One row is one token.
- * {@code --backend/--batch-rows/--compute/--bad-rows} become the per-call options of {@code moe_score_routed}
+ * {@code --backend/--batch-rows/--compute/--gemm/--bad-rows} become the per-call options of {@code moe_score_routed}
  * (so they override {@code spark.moespark.*} session settings for this job only); unset ones fall back to the
  * session conf. {@code --model} is any URI {@code moe_score} accepts (a local directory visible to every
  * executor, an HDFS/S3 URI, or a directory shipped with {@code --files}).
@@ -81,13 +81,14 @@ final class ScoreCommand implements Main.Command {
     if (argv.length == 1 && argv[0].equals("--help")) {
       out.println("usage: moe score --model DIR --layer N --input PARQUET --output PARQUET [--input-col embedding]");
       out.println("                 [--id-col id] [--backend auto|cpu|gpu] [--batch-rows N] [--compute fp32|bf16]");
-      out.println("                 [--bad-rows error|skip|null] [--partitions P] [--overwrite] [--master M]");
+      out.println("                 [--gemm bf16|fp8|mxfp4|nvfp4 (GPU expert GEMMs)] [--bad-rows error|skip|null]");
+      out.println("                 [--partitions P] [--overwrite] [--master M]");
       out.println("                 [--progress-seconds S (10; 0 = off)] [--format parquet|noop] [--explain]");
       out.println("                 [--repeat N (noop only: run N times in this session; the later runs are warm)]");
       return 0;
     }
     Args a = new Args("score", argv, Set.of("model", "layer", "input", "output", "input-col", "id-col", "backend",
-        "batch-rows", "compute", "bad-rows", "partitions", "master", "progress-seconds", "format", "repeat"),
+        "batch-rows", "compute", "gemm", "bad-rows", "partitions", "master", "progress-seconds", "format", "repeat"),
         Set.of("overwrite", "explain"));
     if (!a.positional().isEmpty()) {
       throw new Main.UsageException("unexpected arguments: " + String.join(" ", a.positional()));
@@ -252,6 +253,9 @@ final class ScoreCommand implements Main.Command {
     }
     if (a.has("compute")) {
       m.put("compute", a.choice("compute", null, "fp32", "bf16"));
+    }
+    if (a.has("gemm")) {
+      m.put("gemm", a.choice("gemm", null, "bf16", "fp8", "mxfp4", "nvfp4"));
     }
     if (a.has("bad-rows")) {
       m.put("badRows", a.choice("bad-rows", null, "error", "skip", "null"));

@@ -150,6 +150,20 @@ class ScoreCommandTest {
   }
 
   @Test
+  void gemmIsAPerCallOptionTheCpuBackendIgnores() {
+    // a GPU GEMM precision on the CPU backend: accepted and not used (same output as without it)
+    assertEquals(0, run("score", "--model", model.toString(), "--layer", "0", "--input", input.toString(),
+        "--output", "unused", "--backend", "cpu", "--gemm", "nvfp4", "--format", "noop", "--explain",
+        "--progress-seconds", "0"), err.toString());
+    String log = out.toString(StandardCharsets.UTF_8);
+    assertTrue(log.contains("gemm") && log.contains("nvfp4"), "the plan names the option: " + log);
+    assertEquals(2, run("score", "--model", model.toString(), "--layer", "0", "--input", input.toString(),
+        "--output", tmp.resolve("g").toString(), "--gemm", "fp16"));
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains(
+        "option --gemm: expected one of bf16|fp8|mxfp4|nvfp4, got 'fp16'"), err.toString());
+  }
+
+  @Test
   void errorsNameTheProblem() {
     assertEquals(2, run("score", "--model", model.toString(), "--layer", "0", "--input", input.toString(),
         "--output", tmp.resolve("x").toString(), "--input-col", "emb"));

@@ -21,7 +21,8 @@ public final class ModelCache {
 
   private ModelCache() {}
 
-  private record Key(String loader, String uri, int layer, MoeBackend backend, int device, String compute) {}
+  private record Key(String loader, String uri, int layer, MoeBackend backend, int device, String compute,
+      String gemm) {}
 
   private record Entry(BatchScorer scorer, RuntimeException failure, long loadNanos) {}
 
@@ -49,17 +50,17 @@ public final class ModelCache {
     }
     int device = taskGpu >= 0 ? taskGpu : 0;
     if (wanted == MoeBackend.CPU || !gpuUsable) {
-      return load(new Key(s.loader(), uri, layer, MoeBackend.CPU, -1, s.compute()));
+      return load(new Key(s.loader(), uri, layer, MoeBackend.CPU, -1, s.compute(), s.gemm()));
     }
     try {
-      return load(new Key(s.loader(), uri, layer, MoeBackend.GPU, device, s.compute()));
+      return load(new Key(s.loader(), uri, layer, MoeBackend.GPU, device, s.compute(), s.gemm()));
     } catch (UnsupportedOperationException e) {
       if (wanted == MoeBackend.GPU) {
         throw new IllegalStateException(MoeConf.BACKEND + "=gpu but the model cannot run on GPU " + device + ": "
             + e.getMessage(), e);
       }
       logFallback("GPU load of " + uri + " not supported: " + e.getMessage());
-      return load(new Key(s.loader(), uri, layer, MoeBackend.CPU, -1, s.compute()));
+      return load(new Key(s.loader(), uri, layer, MoeBackend.CPU, -1, s.compute(), s.gemm()));
     }
   }
 
@@ -77,7 +78,7 @@ public final class ModelCache {
         ScorerLoader loader = MoeConf.newLoader(key.loader());
         Path dir = ModelResolver.resolve(key.uri(), null);
         BatchScorer scorer = loader.load(dir, key.layer(),
-            new ScorerLoader.Options(key.backend(), key.device(), key.compute()));
+            new ScorerLoader.Options(key.backend(), key.device(), key.compute(), key.gemm()));
         if (scorer == null) {
           throw new IllegalStateException(key.loader() + ".load returned null");
         }

@@ -1,5 +1,6 @@
 package org.moespark.spark;
 
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
@@ -23,6 +24,9 @@ import java.util.function.Function;
  *   <tr><td>{@value #BAD_ROWS}</td><td>error</td><td>error|skip|null for null, wrong-width or
  *   non-finite input rows</td></tr>
  *   <tr><td>{@value #COMPUTE}</td><td>fp32</td><td>fp32|bf16 arithmetic of the layer</td></tr>
+ *   <tr><td>{@value #GEMM}</td><td>(the executor JVM's {@code -Dmoespark.gpu.gemm}, else bf16)</td><td>bf16|fp8|
+ *   mxfp4|nvfp4: operand precision of the GPU layer's expert GEMMs (block FP8, or FP4 weights dequantized inside
+ *   the GEMM); the CPU backend does not use it</td></tr>
  *   <tr><td>{@value #LOADER}</td><td>{@value #DEFAULT_LOADER}</td><td>{@link ScorerLoader} class
  *   (tests, other model formats)</td></tr>
  * </table>
@@ -33,6 +37,7 @@ public final class MoeConf {
   public static final String BATCH_ROWS = PREFIX + "batchRows";
   public static final String BAD_ROWS = PREFIX + "badRows";
   public static final String COMPUTE = PREFIX + "compute";
+  public static final String GEMM = PREFIX + "gemm";
   public static final String LOADER = PREFIX + "loader";
 
   public static final String DEFAULT_LOADER = "org.moespark.spark.MoeLayerLoader";
@@ -57,9 +62,10 @@ public final class MoeConf {
    *
    * @param batchRows most rows per layer call; 0 = unset: the backend's default, decided on the executor
    *     ({@link #DEFAULT_BATCH_ROWS} on the CPU, {@link #DEFAULT_GPU_BATCH_ROWS} on the GPU)
+   * @param gemm {@code bf16}, {@code fp8}, {@code mxfp4} or {@code nvfp4}; null = the executor's default
    */
-  public record Settings(MoeBackend backend, int batchRows, BadRowPolicy badRows, String compute, String loader)
-      implements java.io.Serializable {
+  public record Settings(MoeBackend backend, int batchRows, BadRowPolicy badRows, String compute, String gemm,
+      String loader) implements java.io.Serializable {
     public Settings {
       if (batchRows < 0) {
         throw new IllegalArgumentException(BATCH_ROWS + " must be > 0, got " + batchRows);
@@ -81,15 +87,23 @@ public final class MoeConf {
    */
   public static Settings resolve(Function<String, String> conf, Map<String, String> options) {
     for (String k : options.keySet()) {
-      if (!k.equals("backend") && !k.equals("batchRows") && !k.equals("badRows") && !k.equals("compute")) {
+      if (!k.equals("backend") && !k.equals("batchRows") && !k.equals("badRows") && !k.equals("compute")
+          && !k.equals("gemm")) {
         throw new IllegalArgumentException("moe_score options: unknown key '" + k
-            + "' (expected backend, batchRows, badRows, compute)");
+            + "' (expected backend, batchRows, badRows, compute, gemm)");
       }
     }
     String backend = pick(options, "backend", conf, BACKEND, "auto");
     String batch = pick(options, "batchRows", conf, BATCH_ROWS, "0"); // 0: the backend's default
     String bad = pick(options, "badRows", conf, BAD_ROWS, "error");
     String compute = pick(options, "compute", conf, COMPUTE, "fp32").trim().toLowerCase(Locale.ROOT);
+    String gemm = pick(options, "gemm", conf, GEMM, null);
+    if (gemm != null) {
+      gemm = gemm.trim().toLowerCase(Locale.ROOT);
+      if (!List.of("bf16", "fp8", "mxfp4", "nvfp4").contains(gemm)) {
+        throw new IllegalArgumentException(GEMM + " must be bf16, fp8, mxfp4 or nvfp4, got '" + gemm + "'");
+      }
+    }
     String loader = conf.apply(LOADER);
     int batchRows;
     try {
@@ -104,7 +118,7 @@ public final class MoeConf {
       throw new IllegalArgumentException(COMPUTE + " must be fp32 or bf16, got '" + compute + "'");
     }
     return new Settings(MoeBackend.parse(backend, BACKEND), batchRows, BadRowPolicy.parse(bad, BAD_ROWS), compute,
-        loader == null || loader.isBlank() ? DEFAULT_LOADER : loader.trim());
+        gemm, loader == null || loader.isBlank() ? DEFAULT_LOADER : loader.trim());
   }
 
   private static String pick(Map<String, String> options, String shortKey, Function<String, String> conf,

@@ -7,6 +7,7 @@ import java.util.Locale;
 import org.moespark.cuda.Cuda;
 import org.moespark.layer.Backend;
 import org.moespark.layer.Compute;
+import org.moespark.layer.GemmPrecision;
 import org.moespark.layer.LayerOptions;
 import org.moespark.layer.MoeLayer;
 import org.moespark.model.Checkpoint;
@@ -66,7 +67,8 @@ public final class MoeLayerLoader implements ScorerLoader {
       }
       Cuda.setDevice(device);
     }
-    MoeLayer l = MoeLayer.load(modelDir, layer, new LayerOptions(backend, compute));
+    GemmPrecision gemm = options.gemm() == null ? null : GemmPrecision.parse(options.gemm());
+    MoeLayer l = MoeLayer.load(modelDir, layer, new LayerOptions(backend, compute, gemm));
     return new LayerScorer(l, device);
   }
 

@@ -32,7 +32,8 @@ import org.apache.spark.sql.types.StructType;
  * <p>Params: {@code inputCol} (default {@code "embedding"}; {@code array<float>}, {@code array<double>} or
  * little-endian float32 {@code binary}), {@code outputCol} (default {@code "moe_output"}),
  * {@code modelPath} (required; any URI {@link ModelResolver} accepts), {@code layer} (default 0),
- * {@code batchRows}, {@code backend} ({@code auto|cpu|gpu}) and {@code badRows} ({@code error|skip|null}):
+ * {@code batchRows}, {@code backend} ({@code auto|cpu|gpu}), {@code gemm} ({@code bf16|fp8|mxfp4|nvfp4}, the GPU
+ * expert GEMMs' precision) and {@code badRows} ({@code error|skip|null}):
  * when unset, the session's {@code spark.moespark.*} values (or their defaults) apply, see {@link MoeConf}.
  *
  * <p>Persistence: {@link DefaultParamsWritable} ({@code write().save(path)}) and {@link #read()}/{@link #load};
@@ -50,6 +51,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
   private final IntParam batchRows;
   private final Param<String> backend;
   private final Param<String> badRows;
+  private final Param<String> gemm;
 
   public MoeScorer() {
     this(Identifiable$.MODULE$.randomUID("moeScorer"));
@@ -70,6 +72,8 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
         ParamValidators.inArray(new String[] {"auto", "cpu", "gpu"}));
     badRows = new Param<>(this, "badRows", "error|skip|null for null, wrong-width or non-finite rows ("
         + MoeConf.BAD_ROWS + " when unset)", ParamValidators.inArray(new String[] {"error", "skip", "null"}));
+    gemm = new Param<>(this, "gemm", "bf16|fp8|mxfp4|nvfp4 operand precision of the GPU expert GEMMs ("
+        + MoeConf.GEMM + " when unset)", ParamValidators.inArray(new String[] {"bf16", "fp8", "mxfp4", "nvfp4"}));
     setDefault(inputCol, "embedding");
     setDefault(outputCol, "moe_output");
     setDefault(layer, 0);
@@ -106,6 +110,10 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
 
   public Param<String> badRows() {
     return badRows;
+  }
+
+  public Param<String> gemm() {
+    return gemm;
   }
 
   public String getInputCol() {
@@ -159,6 +167,11 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     return this;
   }
 
+  public MoeScorer setGemm(String v) {
+    set(gemm, v);
+    return this;
+  }
+
   @Override
   public Dataset<Row> transform(Dataset<?> dataset) {
     transformSchema(dataset.schema());
@@ -169,6 +182,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     addOption(opts, "batchRows", batchRows);
     addOption(opts, "backend", backend);
     addOption(opts, "badRows", badRows);
+    addOption(opts, "gemm", gemm);
     List<Column> args = new ArrayList<>(List.of(dataset.col(getInputCol()), functions.lit(getModelPath()),
         functions.lit(getLayer())));
     if (!opts.isEmpty()) {

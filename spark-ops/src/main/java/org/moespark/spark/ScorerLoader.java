@@ -32,6 +32,13 @@ public interface ScorerLoader {
    * @param backend CPU or GPU
    * @param gpuDevice CUDA device ordinal (from the task's {@code gpu} resource), -1 for the CPU
    * @param compute {@code "fp32"} or {@code "bf16"}
+   * @param gemm the GPU expert GEMMs' precision ({@code "bf16"}, {@code "fp8"}, {@code "mxfp4"}, {@code "nvfp4"}),
+   *     or null for the executor's default
    */
-  record Options(MoeBackend backend, int gpuDevice, String compute) {}
+  record Options(MoeBackend backend, int gpuDevice, String compute, String gemm) {
+    /** The executor's default GEMM precision. */
+    public Options(MoeBackend backend, int gpuDevice, String compute) {
+      this(backend, gpuDevice, compute, null);
+    }
+  }
 }

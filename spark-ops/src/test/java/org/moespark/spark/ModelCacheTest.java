@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
  */
 class ModelCacheTest {
   static MoeConf.Settings settings(MoeBackend b) {
-    return new MoeConf.Settings(b, 16, BadRowPolicy.ERROR, "fp32", TestLoader.class.getName());
+    return new MoeConf.Settings(b, 16, BadRowPolicy.ERROR, "fp32", null, TestLoader.class.getName());
   }
 
   static String model(String name) {

@@ -178,7 +178,8 @@ class MoeLayerScoringTest {
 
   @Test
   void transformerSaveLoadAndPipelineRoundTrip() throws Exception {
-    MoeScorer t = new MoeScorer().setOutputCol("y").setModelPath(uri).setLayer(0).setBadRows("null");
+    // gemm is kept with the stage; the CPU backend (no GPU here) does not use it: the same rows as forward
+    MoeScorer t = new MoeScorer().setOutputCol("y").setModelPath(uri).setLayer(0).setBadRows("null").setGemm("mxfp4");
     Path dir = SparkTestSession.tmp().resolve("scorer-stage");
     t.write().overwrite().save(dir.toString());
     MoeScorer back = MoeScorer.load(dir.toString());
@@ -188,6 +189,7 @@ class MoeLayerScoringTest {
     assertEquals("y", back.getOutputCol());
     assertEquals(0, back.getLayer());
     assertEquals("null", back.$(back.badRows()));
+    assertEquals("mxfp4", back.$(back.gemm()));
     assertTrue(!back.isSet(back.batchRows()) && !back.isSet(back.backend()));
 
     PipelineModel pm = new Pipeline().setStages(new PipelineStage[] {t}).fit(spark.table("qwen_emb"));
@@ -213,6 +215,7 @@ class MoeLayerScoringTest {
         () -> new MoeScorer().setModelPath(uri).setOutputCol("id").transform(in));
     assertTrue(clash.getMessage().contains("output column 'id' already exists"), clash.getMessage());
     assertThrows(IllegalArgumentException.class, () -> new MoeScorer().setBackend("tpu"));
+    assertThrows(IllegalArgumentException.class, () -> new MoeScorer().setGemm("fp16"));
   }
 
   @Test

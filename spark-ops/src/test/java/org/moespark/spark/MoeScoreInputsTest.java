@@ -182,5 +182,28 @@ class MoeScoreInputsTest {
     Exception e2 = assertThrows(Exception.class,
         () -> spark.sql("SELECT moe_score(emb, " + m + ") FROM emb_rows_1p").collectAsList());
     assertTrue(e2.getMessage().contains("badRows must be one of error|skip|null, got 'drop'"), e2.getMessage());
+    spark.conf().unset(MoeConf.BAD_ROWS);
+    Exception e3 = assertThrows(Exception.class, () -> spark.sql("SELECT moe_score(emb, " + m
+        + ", map('gemm', 'fp16')) FROM emb_rows_1p").collectAsList());
+    assertTrue(e3.getMessage().contains("spark.moespark.gemm must be bf16, fp8, mxfp4 or nvfp4, got 'fp16'"),
+        e3.getMessage());
+  }
+
+  @Test
+  void gemmReachesTheLoaderFromTheCallOrTheSession() {
+    ModelCache.clear();
+    spark.sql("SELECT moe_score(emb, " + m + ", map('gemm', ' MXFP4 ')) FROM emb_rows_1p").collectAsList();
+    assertEquals("mxfp4", TestLoader.LAST.get().gemm());
+    ModelCache.clear();
+    spark.conf().set(MoeConf.GEMM, "fp8");
+    try {
+      spark.sql("SELECT moe_score(emb, " + m + ") FROM emb_rows_1p").collectAsList();
+      assertEquals("fp8", TestLoader.LAST.get().gemm());
+    } finally {
+      spark.conf().unset(MoeConf.GEMM);
+    }
+    ModelCache.clear();
+    spark.sql("SELECT moe_score(emb, " + m + ") FROM emb_rows_1p").collectAsList();
+    assertNull(TestLoader.LAST.get().gemm(), "unset: the executor's default");
   }
 }

@@ -15,6 +15,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class TestLoader implements ScorerLoader {
   static final AtomicInteger LOADS = new AtomicInteger();
+  /** The options of the latest load (what the operator passed down). */
+  static final java.util.concurrent.atomic.AtomicReference<Options> LAST = new java.util.concurrent.atomic.AtomicReference<>();
 
   @Override
   public void validate(Path modelDir, int layer) {
@@ -29,6 +31,7 @@ public final class TestLoader implements ScorerLoader {
   @Override
   public BatchScorer load(Path modelDir, int layer, Options options) {
     LOADS.incrementAndGet();
+    LAST.set(options);
     JsonNode cfg = ModelChecks.checkConfig(modelDir, layer);
     if (cfg.path("fail_load").asBoolean(false)) {
       throw new IllegalStateException("test model " + modelDir + ": weights are corrupt (fail_load)");
