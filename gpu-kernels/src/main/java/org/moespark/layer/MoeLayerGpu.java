@@ -96,10 +96,15 @@ public final class MoeLayerGpu implements AutoCloseable {
     record Fp4(WeightTensor.Format format, DeviceBuffer guCodes, DeviceBuffer guScales, DeviceBuffer guCol,
         DeviceBuffer dCodes, DeviceBuffer dScales, DeviceBuffer dCol) {
       void close() {
-        for (DeviceBuffer b : new DeviceBuffer[] {guCodes, guScales, guCol, dCodes, dScales, dCol}) {
-          if (b != null) {
-            b.close();
-          }
+        closeAll(guCodes, guScales, guCol, dCodes, dScales, dCol);
+      }
+    }
+
+    /** Closes the non-null buffers. */
+    static void closeAll(DeviceBuffer... bs) {
+      for (DeviceBuffer b : bs) {
+        if (b != null) {
+          b.close();
         }
       }
     }
@@ -175,13 +180,17 @@ public final class MoeLayerGpu implements AutoCloseable {
       int guRows = 2 * ip;
       long guN = (long) guRows * hidden;
       long dN = (long) hidden * ip;
-      DeviceBuffer guc = alloc.allocate(guN / 2 * count, what + " gate/up e2m1");
-      DeviceBuffer gus = alloc.allocate(guN / blk * count, what + " gate/up block scales");
-      DeviceBuffer dc = alloc.allocate(dN / 2 * count, what + " down e2m1");
-      DeviceBuffer dsc = alloc.allocate(dN / blk * count, what + " down block scales");
+      DeviceBuffer guc = null;
+      DeviceBuffer gus = null;
+      DeviceBuffer dc = null;
+      DeviceBuffer dsc = null;
       DeviceBuffer guCol = null;
       DeviceBuffer dCol = null;
       try (DeviceBuffer tmp = alloc.allocate(4 * Math.max(guN, dN), what + " fp32 staging")) {
+        guc = alloc.allocate(guN / 2 * count, what + " gate/up e2m1");
+        gus = alloc.allocate(guN / blk * count, what + " gate/up block scales");
+        dc = alloc.allocate(dN / 2 * count, what + " down e2m1");
+        dsc = alloc.allocate(dN / blk * count, what + " down block scales");
         float[] guG = new float[count];
         float[] dG = new float[count];
         for (int e = 0; e < count; e++) {
@@ -203,6 +212,9 @@ public final class MoeLayerGpu implements AutoCloseable {
           dCol = alloc.upload(dcl, what + " down weight_scale_2");
         }
         stream.synchronize();
+      } catch (RuntimeException ex) {
+        closeAll(guc, gus, dc, dsc, guCol, dCol);
+        throw ex;
       }
       gateUp.close();
       down.close();
@@ -271,11 +283,7 @@ public final class MoeLayerGpu implements AutoCloseable {
           }
         }
       } catch (RuntimeException ex) {
-        for (DeviceBuffer b : new DeviceBuffer[] {guc, gus, dc, dsc, guCol, dCol, gub, db}) {
-          if (b != null) {
-            b.close();
-          }
-        }
+        closeAll(guc, gus, dc, dsc, guCol, dCol, gub, db);
         throw ex;
       }
       return new DeviceWeights(count, ip, null, null, gub, db, null, null, null, null,
@@ -292,11 +300,7 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
 
     void close() {
-      for (DeviceBuffer b : new DeviceBuffer[] {gateUp, down, gateUpBias, downBias, gateUpQ, gateUpS, downQ, downS}) {
-        if (b != null) {
-          b.close();
-        }
-      }
+      closeAll(gateUp, down, gateUpBias, downBias, gateUpQ, gateUpS, downQ, downS);
       if (fp4 != null) {
         fp4.close();
       }
