@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import org.moespark.layer.Backend;
 import org.moespark.layer.Compute;
+import org.moespark.layer.GemmPrecision;
 import org.moespark.layer.LayerOptions;
 import org.moespark.layer.MoeLayer;
 import org.moespark.model.DType;
@@ -19,14 +20,14 @@ import org.moespark.model.Tensor;
 
 /**
  * {@code moe layer --model DIR --layer N --input IN.safetensors --output OUT.safetensors
- * [--backend cpu|gpu|auto] [--compute fp32|bf16]}: runs one MoE block of a Hugging Face checkpoint on
+ * [--backend cpu|gpu|auto] [--compute fp32|bf16] [--gemm bf16|fp8|mxfp4|nvfp4]}: runs one MoE block of a Hugging Face checkpoint on
  * the tensor {@code x [T, H]} (F32, BF16 or F16) of {@code IN} and writes {@code y [T, H]} F32,
  * {@code topk_ids [T, K]} I32 and {@code topk_weights [T, K]} F32 to {@code OUT}. A missing or
  * malformed {@code x} and bad flags are usage errors (exit 2).
  */
 final class LayerCommand implements Main.Command {
   static final String USAGE = "usage: bin/moe layer --model DIR --layer N --input IN.safetensors "
-      + "--output OUT.safetensors [--backend cpu|gpu|auto] [--compute fp32|bf16]";
+      + "--output OUT.safetensors [--backend cpu|gpu|auto] [--compute fp32|bf16] [--gemm bf16|fp8|mxfp4|nvfp4 (GPU)]";
 
   @Override
   public String summary() {
@@ -41,6 +42,7 @@ final class LayerCommand implements Main.Command {
     Path output = null;
     Backend backend = Backend.AUTO;
     Compute compute = Compute.FP32;
+    GemmPrecision gemm = null;
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       switch (a) {
@@ -54,6 +56,7 @@ final class LayerCommand implements Main.Command {
         case "--output" -> output = Path.of(BenchCommand.Args.value(args, i++, a, USAGE));
         case "--backend" -> backend = parseBackend(BenchCommand.Args.value(args, i++, a, USAGE));
         case "--compute" -> compute = parseCompute(BenchCommand.Args.value(args, i++, a, USAGE));
+        case "--gemm" -> gemm = parseGemm(BenchCommand.Args.value(args, i++, a, USAGE));
         default -> throw new Main.UsageException("unknown option '" + a + "'; " + USAGE);
       }
     }
@@ -95,7 +98,7 @@ final class LayerCommand implements Main.Command {
     }
 
     long t0 = System.nanoTime();
-    try (MoeLayer moe = MoeLayer.load(model, layer, new LayerOptions(backend, compute))) {
+    try (MoeLayer moe = MoeLayer.load(model, layer, new LayerOptions(backend, compute, gemm))) {
       long t1 = System.nanoTime();
       int h = moe.hiddenSize();
       if (width != h) {
@@ -128,6 +131,14 @@ final class LayerCommand implements Main.Command {
       case "auto" -> Backend.AUTO;
       default -> throw new Main.UsageException("--backend must be cpu, gpu or auto, got '" + v + "'");
     };
+  }
+
+  static GemmPrecision parseGemm(String v) {
+    try {
+      return GemmPrecision.parse(v);
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException("--gemm must be bf16, fp8, mxfp4 or nvfp4, got '" + v + "'");
+    }
   }
 
   static Compute parseCompute(String v) {

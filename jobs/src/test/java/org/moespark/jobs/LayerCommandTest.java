@@ -165,6 +165,9 @@ class LayerCommandTest {
     assertTrue(err().contains("--backend must be cpu, gpu or auto, got 'tpu'"), err());
     assertEquals(2, runLayer(in, "--compute", "fp8"));
     assertTrue(err().contains("--compute must be fp32 or bf16, got 'fp8'"), err());
+    assertEquals(2, runLayer(in, "--gemm", "fp16"));
+    assertTrue(err().contains("--gemm must be bf16, fp8, mxfp4 or nvfp4, got 'fp16'"), err());
+    assertEquals(0, runLayer(in, "--backend", "cpu", "--gemm", "NVFP4"), err()); // a GPU option the CPU ignores
     assertEquals(2, runLayer(in, "--frobnicate"));
     assertTrue(err().contains("unknown option '--frobnicate'"), err());
     assertEquals(2, run("layer", "--model", FIXTURES.resolve("mixtral_fp32").toString(), "--layer", "0"));
