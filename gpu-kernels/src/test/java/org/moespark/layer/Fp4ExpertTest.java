@@ -93,6 +93,61 @@ class Fp4ExpertTest {
     Tolerance.assertBitEqual(dn, expDn, f + " down operands vs the checkpoint's dequantized down");
   }
 
+  /**
+   * The loader keeps the tensors of a GPT-OSS MXFP4 checkpoint (fused, interleaved {@code gate_up_proj} blocks,
+   * split per expert by MoeBlockWeights) next to the dequantized weights, and their dequantization is those
+   * weights bit for bit; a bf16 checkpoint has none.
+   */
+  @Test
+  void loaderKeepsTheCheckpointFp4TensorsOfAnMxfp4Block(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+      throws Exception {
+    int h = 64;
+    int i = 32;
+    int e = 3;
+    org.moespark.model.MoeConfig cfg = org.moespark.model.MoeConfig.builder(org.moespark.model.MoeConfig.Family.GPT_OSS)
+        .hiddenSize(h).numExperts(e).topK(2).expertIntermediateSize(i)
+        .quantization(org.moespark.model.MoeConfig.Quantization.mxfp4(List.of())).build();
+    Random r = new Random(9);
+    byte[] guBlocks = new byte[e * 2 * i * h / 2];
+    byte[] dBlocks = new byte[e * h * i / 2];
+    r.nextBytes(guBlocks);
+    r.nextBytes(dBlocks);
+    byte[] guScales = new byte[e * 2 * i * (h / 32)];
+    byte[] dScales = new byte[e * h * (i / 32)];
+    for (int k = 0; k < guScales.length; k++) {
+      guScales[k] = (byte) (118 + r.nextInt(8));
+    }
+    for (int k = 0; k < dScales.length; k++) {
+      dScales[k] = (byte) (118 + r.nextInt(8));
+    }
+    String p = "model.layers.0.mlp.experts.";
+    org.moespark.model.DType u8 = org.moespark.model.DType.U8;
+    org.moespark.model.DType bf = org.moespark.model.DType.BF16;
+    new org.moespark.model.SafeTensorsWriter()
+        .addFloats("model.layers.0.mlp.router.weight", bf, new long[] {e, h}, randn(r, e * h, 0.1))
+        .addFloats("model.layers.0.mlp.router.bias", bf, new long[] {e}, new float[e])
+        .add(p + "gate_up_proj_blocks", u8, new long[] {e, 2 * i, h / 32, 16}, guBlocks)
+        .add(p + "gate_up_proj_scales", u8, new long[] {e, 2 * i, h / 32}, guScales)
+        .add(p + "down_proj_blocks", u8, new long[] {e, h, i / 32, 16}, dBlocks)
+        .add(p + "down_proj_scales", u8, new long[] {e, h, i / 32}, dScales)
+        .addFloats(p + "gate_up_proj_bias", bf, new long[] {e, 2 * i}, new float[e * 2 * i])
+        .addFloats(p + "down_proj_bias", bf, new long[] {e, h}, new float[e * h])
+        .write(dir.resolve("model.safetensors"));
+    cfg.write(dir);
+    MoeBlockSpec s = MoeBlockLoader.load(dir, 0);
+    assertEquals(e, s.fp4Experts().size());
+    for (int x = 0; x < e; x++) {
+      Fp4Expert q = s.fp4Experts().get(x);
+      ExpertWeights w = s.experts().get(x);
+      assertEquals(WeightTensor.Format.MXFP4, q.format());
+      Tolerance.assertBitEqual(MoeBlockLoader.dequant(q.gate()), w.gate(), "expert " + x + " gate");
+      Tolerance.assertBitEqual(MoeBlockLoader.dequant(q.up()), w.up(), "expert " + x + " up");
+      Tolerance.assertBitEqual(MoeBlockLoader.dequant(q.down()), w.down(), "expert " + x + " down");
+    }
+    assertNull(MoeBlockLoader.load(HfReferenceTest.ROOT.resolve("gpt_oss_bf16"), 0).fp4Experts(),
+        "a bf16 checkpoint keeps no FP4 tensors");
+  }
+
   @Test
   void specKeepsMatchingFp4ExpertsAndRejectsOthers() {
     Random r = new Random(3);
