@@ -46,30 +46,6 @@ class GroupedGemmFp4GpuTest {
     }
   }
 
-  private static int[] offsets(int... counts) {
-    int[] o = new int[counts.length + 1];
-    for (int e = 0; e < counts.length; e++) {
-      o[e + 1] = o[e] + counts[e];
-    }
-    return o;
-  }
-
-  private static short[] bits(float[] x) {
-    short[] s = new short[x.length];
-    for (int i = 0; i < x.length; i++) {
-      s[i] = Bf16.encode(x[i]);
-    }
-    return s;
-  }
-
-  private static float[] decode(short[] s) {
-    float[] f = new float[s.length];
-    for (int i = 0; i < s.length; i++) {
-      f[i] = Bf16.decode(s[i]);
-    }
-    return f;
-  }
-
   @ParameterizedTest(name = "variant {0} {1} K={2} N={3}")
   @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
   @CsvSource({"1, MXFP4, 64, 256", "1, NVFP4, 64, 256", "1, MXFP4, 224, 144", "1, NVFP4, 224, 144",
@@ -78,7 +54,7 @@ class GroupedGemmFp4GpuTest {
       "2, NVFP4, 96, 8448"}) // the last: 132+ tiles of 128×256, so the persistent blocks each run several
   void bitForBitTheBf16GemmOnTheDequantizedWeights(int fp4Variant, WeightTensor.Format format, int k, int n) {
     Random rnd = new Random(k * 31L + n + format.ordinal());
-    int[] off = offsets(1, 0, 300, 7, 0, 129, 128);
+    int[] off = Naive.offsets(1, 0, 300, 7, 0, 129, 128);
     int experts = off.length - 1;
     int rows = off[experts];
     int blk = GroupedGemmFp4.block(format);
@@ -112,10 +88,10 @@ class GroupedGemmFp4GpuTest {
     int before = GroupedGemm.variant();
     int beforeFp4 = GroupedGemmFp4.variant();
     GroupedGemmFp4.setVariant(fp4Variant);
-    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer dc = alloc.upload(codes, "codes");
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer dc = alloc.upload(codes, "codes");
         DeviceBuffer ds = alloc.upload(scales, "scales");
         DeviceBuffer dcs = colScale == null ? null : alloc.upload(colScale, "colScale");
-        DeviceBuffer dw = alloc.upload(bits(w), "dequantized bf16 weights");
+        DeviceBuffer dw = alloc.upload(Naive.bf16Bits(w), "dequantized bf16 weights");
         DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
         DeviceBuffer c2 = alloc.allocate(4L * rows * n, "c2")) {
       // STORE_F32 vs the CPU definition
@@ -167,14 +143,14 @@ class GroupedGemmFp4GpuTest {
       for (int i = 0; i < ref.length; i++) {
         expBf16[i] = Bf16.round(ref[i]);
       }
-      Tolerance.BF16.assertClose(decode(c.toShorts(rows * n)), expBf16, "FP4 grouped GEMM bf16 out " + what);
+      Tolerance.BF16.assertClose(Naive.bf16Values(c.toShorts(rows * n)), expBf16, "FP4 grouped GEMM bf16 out " + what);
       if (n % 16 == 0) {
         // SWIGLU with the GPT-OSS activation and the bias (fp32 path), vs the CPU definition
         GatedActivation act = GatedActivation.GPT_OSS;
         c.fill(0x7f, stream);
         GroupedGemmFp4.gemm(alloc, da, k, off, format, dc, ldb, ds, lds, dcs, n, k, dbias,
             GroupedGemm.Epilogue.SWIGLU, false, act, c, n / 2);
-        float[] gotAct = decode(c.toShorts(rows * n / 2));
+        float[] gotAct = Naive.bf16Values(c.toShorts(rows * n / 2));
         float[] expAct = new float[rows * n / 2];
         for (int e = 0; e < experts; e++) {
           for (int r = off[e]; r < off[e + 1]; r++) {
@@ -199,7 +175,7 @@ class GroupedGemmFp4GpuTest {
     // weights quantized by the formats' own rules (the checkpoints' layouts): the FP4 error itself
     Random rnd = new Random(k + format.ordinal());
     int n = 384;
-    int[] off = offsets(200, 0, 57);
+    int[] off = Naive.offsets(200, 0, 57);
     int experts = 3;
     int rows = off[experts];
     float[] a = new float[rows * k];
@@ -242,7 +218,7 @@ class GroupedGemmFp4GpuTest {
         }
       }
     }
-    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer dc = alloc.upload(codes, "codes");
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer dc = alloc.upload(codes, "codes");
         DeviceBuffer ds = alloc.upload(scales, "scales");
         DeviceBuffer dcs = colScale == null ? null : alloc.upload(colScale, "colScale");
         DeviceBuffer c = alloc.allocate(4L * rows * n, "c")) {

@@ -43,20 +43,12 @@ class GroupedGemmFp8GpuTest {
     }
   }
 
-  private static int[] offsets(int... counts) {
-    int[] o = new int[counts.length + 1];
-    for (int e = 0; e < counts.length; e++) {
-      o[e + 1] = o[e] + counts[e];
-    }
-    return o;
-  }
-
   @ParameterizedTest(name = "K={0} N={1}")
   @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
   @CsvSource({"128, 256", "208, 144", "1040, 130", "4096, 384", "256, 2320"}) // the last: 152 tiles > 132 SMs
   void matchesTheCpuDefinitionForEveryEpilogue(int k, int n) {
     Random rnd = new Random(k * 131L + n);
-    int[] off = offsets(1, 0, 300, 7, 0, 129, 128);
+    int[] off = Naive.offsets(1, 0, 300, 7, 0, 129, 128);
     int experts = off.length - 1;
     int rows = off[experts];
     int kb = GroupedGemmFp8.blocks(k);
@@ -136,14 +128,14 @@ class GroupedGemmFp8GpuTest {
       for (int i = 0; i < ref.length; i++) {
         expBf16[i] = Bf16.round(ref[i]);
       }
-      Tolerance.BF16.assertClose(decode(c.toShorts(rows * n)), expBf16, "FP8 grouped GEMM bf16 out");
+      Tolerance.BF16.assertClose(Naive.bf16Values(c.toShorts(rows * n)), expBf16, "FP8 grouped GEMM bf16 out");
       if (n % 16 == 0) {
         // SWIGLU (B's rows read as gate/up interleaved per 8), GPT-OSS activation with the bias, fp32 path
         GatedActivation act = GatedActivation.GPT_OSS;
         c.fill(0x7f, stream);
         GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, dbias, GroupedGemm.Epilogue.SWIGLU, false, act,
             c, n / 2);
-        float[] gotAct = decode(c.toShorts(rows * n / 2));
+        float[] gotAct = Naive.bf16Values(c.toShorts(rows * n / 2));
         float[] expAct = new float[rows * n / 2];
         for (int e = 0; e < experts; e++) {
           for (int r = off[e]; r < off[e + 1]; r++) {
@@ -168,7 +160,7 @@ class GroupedGemmFp8GpuTest {
     // the FP8 error itself (quantization, not accumulation) at model-like K: within Tolerance.FP8 of fp64
     Random rnd = new Random(k);
     int n = 256;
-    int[] off = offsets(200, 0, 57);
+    int[] off = Naive.offsets(200, 0, 57);
     int rows = off[3];
     int kb = GroupedGemmFp8.blocks(k);
     float[] x = new float[rows * k];
@@ -208,11 +200,5 @@ class GroupedGemmFp8GpuTest {
       Tolerance.FP8.assertClose(got, exact, "FP8 GEMM vs fp64 of the unquantized inputs, K=" + k);
       assertTrue(err > 1e-4, "FP8 must differ from the unquantized product (else the test data is degenerate)");
     }
-  }
-
-  private static float[] decode(short[] s) {
-    float[] f = new float[s.length];
-    Bf16.decode(s, 0, f, 0, s.length);
-    return f;
   }
 }

@@ -53,26 +53,6 @@ class GroupedGemmGpuTest {
     return a;
   }
 
-  private static short[] bits(float[] a) {
-    short[] s = new short[a.length];
-    Bf16.encode(a, 0, s, 0, a.length);
-    return s;
-  }
-
-  private static float[] decode(short[] s) {
-    float[] f = new float[s.length];
-    Bf16.decode(s, 0, f, 0, s.length);
-    return f;
-  }
-
-  private static int[] offsets(int... counts) {
-    int[] o = new int[counts.length + 1];
-    for (int e = 0; e < counts.length; e++) {
-      o[e + 1] = o[e] + counts[e];
-    }
-    return o;
-  }
-
   /** Naive: acc[r][j] = Σ_c a[r][c]·b[e][j][c] in double. */
   private static double[] naive(float[] a, int lda, int[] offsets, float[] b, int ldb, int n, int k) {
     int rows = offsets[offsets.length - 1];
@@ -99,7 +79,7 @@ class GroupedGemmGpuTest {
       "1, 3, 1"})      // K = 1
   void storeF32MatchesTheNaiveReference(int k, int n, int lda) {
     Random rnd = new Random(k * 31L + n);
-    int[] off = offsets(0, 1, 300, 7, 0, 129, 128);
+    int[] off = Naive.offsets(0, 1, 300, 7, 0, 129, 128);
     int rows = off[off.length - 1];
     int experts = off.length - 1;
     int ldb = k;
@@ -107,12 +87,12 @@ class GroupedGemmGpuTest {
     float[] b = bf16Randn(rnd, experts * n * ldb, 0.5);
     float[] bias = bf16Randn(rnd, experts * n, 1.0);
     double[] ref = naive(a, lda, off, b, ldb, n, k);
-    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer db = alloc.upload(Naive.bf16Bits(b), "b");
         DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
         DeviceBuffer c2 = alloc.allocate(4L * rows * n, "c2")) {
       GroupedGemm.gemm(alloc, da, lda, off, db, ldb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
       float[] got = c.toFloats(rows * n);
-      Tolerance.FP32.assertClose(got, toFloat(ref), "grouped GEMM fp32 K=" + k + " N=" + n);
+      Tolerance.FP32.assertClose(got, Naive.toFloat(ref), "grouped GEMM fp32 K=" + k + " N=" + n);
       // same call again: same bits (no order-dependent reductions)
       GroupedGemm.gemm(alloc, da, lda, off, db, ldb, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c2, n);
       Tolerance.assertBitEqual(c2.toFloats(rows * n), got, "deterministic");
@@ -126,7 +106,7 @@ class GroupedGemmGpuTest {
           }
         }
       }
-      Tolerance.FP32.assertClose(c.toFloats(rows * n), toFloat(refBias), "grouped GEMM fp32 + bias");
+      Tolerance.FP32.assertClose(c.toFloats(rows * n), Naive.toFloat(refBias), "grouped GEMM fp32 + bias");
     }
   }
 
@@ -135,12 +115,12 @@ class GroupedGemmGpuTest {
     Random rnd = new Random(17);
     int k = 136;
     int n = 272; // SWIGLU: 2·136
-    int[] off = offsets(1, 0, 257, 64);
+    int[] off = Naive.offsets(1, 0, 257, 64);
     int rows = off[4];
     float[] a = bf16Randn(rnd, rows * k, 1.0);
     float[] b = bf16Randn(rnd, 4 * n * k, 0.3);
     int before = GroupedGemm.variant();
-    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer db = alloc.upload(Naive.bf16Bits(b), "b");
         DeviceBuffer c = alloc.allocate(4L * rows * n, "c")) {
       for (GroupedGemm.Epilogue ep : GroupedGemm.Epilogue.values()) {
         GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.GPT_OSS : null;
@@ -156,7 +136,7 @@ class GroupedGemmGpuTest {
       }
       GroupedGemm.setVariant(2);
       GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
-      Tolerance.FP32.assertClose(c.toFloats(rows * n), toFloat(naive(a, k, off, b, k, n, k)), "variant 2 fp32");
+      Tolerance.FP32.assertClose(c.toFloats(rows * n), Naive.toFloat(naive(a, k, off, b, k, n, k)), "variant 2 fp32");
     } finally {
       GroupedGemm.setVariant(before);
     }
@@ -174,7 +154,8 @@ class GroupedGemmGpuTest {
       "4, 136, 1040", "3, 136, 1040"})
   void wgmmaVariantMatchesTheNaiveReference(int variant, int k, int n) {
     Random rnd = new Random(k + 7L * n);
-    int[] off = n > 1000 ? offsets(700, 0, 257, 64, 130, 1, 900, 333, 0, 1280) : offsets(1, 0, 257, 64, 130);
+    int[] off = n > 1000 ? Naive.offsets(700, 0, 257, 64, 130, 1, 900, 333, 0, 1280)
+        : Naive.offsets(1, 0, 257, 64, 130);
     int rows = off[off.length - 1];
     int experts = off.length - 1;
     float[] a = bf16Randn(rnd, rows * k, 1.0);
@@ -182,13 +163,13 @@ class GroupedGemmGpuTest {
     float[] bias = bf16Randn(rnd, experts * n, 1.0);
     double[] ref = naive(a, k, off, b, k, n, k);
     int before = GroupedGemm.variant();
-    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer db = alloc.upload(Naive.bf16Bits(b), "b");
         DeviceBuffer dbias = alloc.upload(bias, "bias"); DeviceBuffer c = alloc.allocate(4L * rows * n, "c");
         DeviceBuffer c1 = alloc.allocate(4L * rows * n, "c1")) {
       GroupedGemm.setVariant(variant);
       GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c, n);
       float[] got = c.toFloats(rows * n);
-      Tolerance.FP32.assertClose(got, toFloat(ref), "wgmma fp32 K=" + k + " N=" + n);
+      Tolerance.FP32.assertClose(got, Naive.toFloat(ref), "wgmma fp32 K=" + k + " N=" + n);
       GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_F32, false, null, c1, n);
       Tolerance.assertBitEqual(c1.toFloats(rows * n), got, "wgmma deterministic");
       // SwiGLU epilogue (n = 2·Ip with the interleaved layout is just a B with n rows here) vs variant 1
@@ -198,7 +179,7 @@ class GroupedGemmGpuTest {
         c.fill(0, stream);
         GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, dbias, GroupedGemm.Epilogue.SWIGLU, true,
             GatedActivation.GPT_OSS, c, n / 2);
-        act[v == 1 ? 0 : 1] = decode(c.toShorts(rows * n / 2));
+        act[v == 1 ? 0 : 1] = Naive.bf16Values(c.toShorts(rows * n / 2));
       }
       Tolerance.BF16.assertClose(act[1], act[0], "wgmma v" + variant + " SwiGLU vs variant 1");
     } finally {
@@ -211,7 +192,7 @@ class GroupedGemmGpuTest {
     Random rnd = new Random(3);
     int k = 96;
     int n = 40;
-    int[] off = offsets(5, 0, 131);
+    int[] off = Naive.offsets(5, 0, 131);
     int rows = off[3];
     float[] a = bf16Randn(rnd, rows * k, 1.0);
     float[] b = bf16Randn(rnd, 3 * n * k, 0.3);
@@ -220,10 +201,10 @@ class GroupedGemmGpuTest {
     for (int i = 0; i < ref.length; i++) {
       exp[i] = Bf16.round((float) ref[i]);
     }
-    try (DeviceBuffer da = alloc.upload(bits(a), "a"); DeviceBuffer db = alloc.upload(bits(b), "b");
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer db = alloc.upload(Naive.bf16Bits(b), "b");
         DeviceBuffer c = alloc.allocate(2L * rows * n, "c")) {
       GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, GroupedGemm.Epilogue.STORE_BF16, true, null, c, n);
-      Tolerance.BF16.assertClose(decode(c.toShorts(rows * n)), exp, "grouped GEMM bf16 out");
+      Tolerance.BF16.assertClose(Naive.bf16Values(c.toShorts(rows * n)), exp, "grouped GEMM bf16 out");
     }
   }
 
@@ -232,7 +213,7 @@ class GroupedGemmGpuTest {
   void swigluEpilogueMatchesTheNaiveExpert(int inter, int hidden, boolean gptOss) {
     Random rnd = new Random(inter * 7L + hidden);
     int[] counts = {1, 0, 140, 3};
-    int[] off = offsets(counts);
+    int[] off = Naive.offsets(counts);
     int rows = off[4];
     int ip = GroupedGemm.pad8(inter);
     GatedActivation act = gptOss ? GatedActivation.GPT_OSS : GatedActivation.SWIGLU;
@@ -269,13 +250,13 @@ class GroupedGemmGpuTest {
         }
       }
     }
-    try (DeviceBuffer dx = alloc.upload(bits(x), "x"); DeviceBuffer dw = alloc.upload(gu, "gate/up");
+    try (DeviceBuffer dx = alloc.upload(Naive.bf16Bits(x), "x"); DeviceBuffer dw = alloc.upload(gu, "gate/up");
         DeviceBuffer db = alloc.upload(biasAll, "bias"); DeviceBuffer out = alloc.allocate(2L * rows * ip, "act")) {
       out.fill(0x7f, stream); // garbage: every column, padding included, must be written
       for (boolean roundBf16 : new boolean[] {false, true}) {
         GroupedGemm.gemm(alloc, dx, hidden, off, dw, hidden, 2 * ip, hidden, gptOss ? db : null,
             GroupedGemm.Epilogue.SWIGLU, roundBf16, act, out, ip);
-        float[] got = decode(out.toShorts(rows * ip));
+        float[] got = Naive.bf16Values(out.toShorts(rows * ip));
         Tolerance.BF16.assertClose(got, exp, "SwiGLU epilogue inter=" + inter + " bf16=" + roundBf16);
         for (int r = 0; r < rows; r++) {
           for (int i = inter; i < ip; i++) {
@@ -300,13 +281,5 @@ class GroupedGemmGpuTest {
           12, 16, null, GroupedGemm.Epilogue.SWIGLU, false, GatedActivation.SWIGLU, c, 8));
       assertTrue(e.getMessage().contains("multiple of 16, got 12"), e.getMessage());
     }
-  }
-
-  private static float[] toFloat(double[] d) {
-    float[] f = new float[d.length];
-    for (int i = 0; i < d.length; i++) {
-      f[i] = (float) d[i];
-    }
-    return f;
   }
 }

@@ -135,20 +135,8 @@ class MoeLayerGpuFp4Test {
   /** Intermediate 203 (padded to 224 for FP4), 1223 tokens, an expert never chosen, a shared expert. */
   @Test
   void largerLayerWithRaggedShapesIsWithinFp4OfTheCpu() {
-    Random r = new Random(11);
     int h = 256;
-    int inter = 203;
-    int e = 16;
-    List<ExpertWeights> ex = new ArrayList<>();
-    for (int i = 0; i < e; i++) {
-      ex.add(Naive.randomExpert(r, h, inter, 0.08, false));
-    }
-    float[] router = Naive.randn(r, e * h, 0.2);
-    for (int i = 0; i < h; i++) {
-      router[3 * h + i] = -5f; // expert 3 never chosen
-    }
-    MoeBlockSpec s = new MoeBlockSpec("olmoe", RouterSpec.softmaxTopK(h, e, 4, router, false, true), ex,
-        GatedActivation.SWIGLU, Naive.randomExpert(r, h, 72, 0.08, false), Naive.randn(r, h, 0.1));
+    MoeBlockSpec s = Naive.raggedLayer(h);
     float[] x = Naive.randn(new Random(2), 1223 * h, 1.0);
     for (GemmPrecision p : new GemmPrecision[] {GemmPrecision.MXFP4, GemmPrecision.NVFP4}) {
       try (MoeLayerGpu g = MoeLayerGpu.create(s, Compute.BF16, p);
@@ -162,19 +150,11 @@ class MoeLayerGpuFp4Test {
   @Test
   void systemPropertySelectsFp4AndHiddenMustBeAMultipleOf32() {
     MoeBlockSpec s = MoeLayerTest.family("mixtral", 3);
-    String before = System.getProperty(GemmPrecision.PROPERTY);
-    try {
-      System.setProperty(GemmPrecision.PROPERTY, "nvfp4");
+    Naive.withSystemProperty(GemmPrecision.PROPERTY, "nvfp4", () -> {
       try (MoeLayer l = MoeLayer.create(s, new LayerOptions(Backend.GPU, Compute.FP32))) {
         assertEquals(GemmPrecision.NVFP4, l.gpu().gemmPrecision());
       }
-    } finally {
-      if (before == null) {
-        System.clearProperty(GemmPrecision.PROPERTY);
-      } else {
-        System.setProperty(GemmPrecision.PROPERTY, before);
-      }
-    }
+    });
     Random r = new Random(1);
     int h = 48;
     List<ExpertWeights> ex = List.of(Naive.randomExpert(r, h, 32, 0.1, false),

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.BeforeEach;
@@ -75,20 +74,8 @@ class MoeLayerGpuFp8Test {
   /** Intermediate 203 (padded to 208 for FP8), 1223 tokens, an expert never chosen, a shared expert. */
   @Test
   void largerLayerWithRaggedShapesMatchesTheCpu() {
-    Random r = new Random(11);
     int h = 272;
-    int inter = 203;
-    int e = 16;
-    List<ExpertWeights> ex = new ArrayList<>();
-    for (int i = 0; i < e; i++) {
-      ex.add(Naive.randomExpert(r, h, inter, 0.08, false));
-    }
-    float[] router = Naive.randn(r, e * h, 0.2);
-    for (int i = 0; i < h; i++) {
-      router[3 * h + i] = -5f; // expert 3 never chosen
-    }
-    MoeBlockSpec s = new MoeBlockSpec("olmoe", RouterSpec.softmaxTopK(h, e, 4, router, false, true), ex,
-        GatedActivation.SWIGLU, Naive.randomExpert(r, h, 72, 0.08, false), Naive.randn(r, h, 0.1));
+    MoeBlockSpec s = Naive.raggedLayer(h);
     float[] x = Naive.randn(new Random(2), 1223 * h, 1.0);
     for (Compute c : Compute.values()) {
       try (MoeLayerGpu g = MoeLayerGpu.create(s, c, GemmPrecision.FP8);
@@ -102,19 +89,11 @@ class MoeLayerGpuFp8Test {
   @Test
   void systemPropertySelectsFp8AndHiddenMustBeAMultipleOf16() {
     MoeBlockSpec s = MoeLayerTest.family("mixtral", 3);
-    String before = System.getProperty(GemmPrecision.PROPERTY);
-    try {
-      System.setProperty(GemmPrecision.PROPERTY, "fp8");
+    Naive.withSystemProperty(GemmPrecision.PROPERTY, "fp8", () -> {
       try (MoeLayer l = MoeLayer.create(s, new LayerOptions(Backend.GPU, Compute.FP32))) {
         assertEquals(GemmPrecision.FP8, l.gpu().gemmPrecision());
       }
-    } finally {
-      if (before == null) {
-        System.clearProperty(GemmPrecision.PROPERTY);
-      } else {
-        System.setProperty(GemmPrecision.PROPERTY, before);
-      }
-    }
+    });
     Random r = new Random(1);
     int h = 40;
     List<ExpertWeights> ex = List.of(Naive.randomExpert(r, h, 16, 0.1, false),

@@ -121,20 +121,8 @@ class MoeLayerGpuTest {
   /** A larger random layer: intermediate not a multiple of 8, 1223 tokens, experts left empty. */
   @Test
   void largerLayerWithRaggedShapesMatchesTheCpu() {
-    Random r = new Random(11);
     int h = 264;
-    int inter = 203;
-    int e = 16;
-    List<ExpertWeights> ex = new ArrayList<>();
-    for (int i = 0; i < e; i++) {
-      ex.add(Naive.randomExpert(r, h, inter, 0.08, false));
-    }
-    float[] router = Naive.randn(r, e * h, 0.2);
-    for (int i = 0; i < h; i++) {
-      router[3 * h + i] = -5f; // expert 3 never chosen
-    }
-    MoeBlockSpec s = new MoeBlockSpec("olmoe", RouterSpec.softmaxTopK(h, e, 4, router, false, true), ex,
-        GatedActivation.SWIGLU, Naive.randomExpert(r, h, 72, 0.08, false), Naive.randn(r, h, 0.1));
+    MoeBlockSpec s = Naive.raggedLayer(h);
     float[] x = Naive.randn(new Random(2), 1223 * h, 1.0);
     for (Compute c : Compute.values()) {
       try (MoeLayer g = MoeLayer.create(s, new LayerOptions(Backend.GPU, c));

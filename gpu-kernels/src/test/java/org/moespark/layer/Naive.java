@@ -1,8 +1,14 @@
 package org.moespark.layer;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
+import org.moespark.formats.Bf16;
 
-/** Independent naive references for the layer tests: plain loops, double accumulation, no BLAS. */
+/**
+ * Independent naive references for the layer tests (plain loops, double accumulation, no BLAS), and the test
+ * data the GEMM and layer tests share.
+ */
 final class Naive {
   private Naive() {}
 
@@ -101,5 +107,64 @@ final class Naive {
     int e = Math.getExponent(f);
     double scaled = Math.scalb((double) f, 7 - e);
     return Math.scalb(Math.rint(scaled), e - 7);
+  }
+
+  /** bf16 bits of {@code a}. */
+  static short[] bf16Bits(float[] a) {
+    short[] s = new short[a.length];
+    Bf16.encode(a, 0, s, 0, a.length);
+    return s;
+  }
+
+  /** The values of bf16 bits {@code s}. */
+  static float[] bf16Values(short[] s) {
+    float[] f = new float[s.length];
+    Bf16.decode(s, 0, f, 0, s.length);
+    return f;
+  }
+
+  /** Expert segment offsets {@code [E+1]} of the given row counts. */
+  static int[] offsets(int... counts) {
+    int[] o = new int[counts.length + 1];
+    for (int e = 0; e < counts.length; e++) {
+      o[e + 1] = o[e] + counts[e];
+    }
+    return o;
+  }
+
+  /**
+   * The larger layer of the GPU layer tests: hidden {@code h}, 16 experts of intermediate 203 (not a multiple of 8),
+   * top-4 softmax routing in which expert 3 is never chosen, a shared expert of 72 with its gate (OLMoE-style
+   * routing, Qwen2-style shared expert); the same values for the same {@code h}.
+   */
+  static MoeBlockSpec raggedLayer(int h) {
+    Random r = new Random(11);
+    int inter = 203;
+    int e = 16;
+    List<ExpertWeights> ex = new ArrayList<>();
+    for (int i = 0; i < e; i++) {
+      ex.add(randomExpert(r, h, inter, 0.08, false));
+    }
+    float[] router = randn(r, e * h, 0.2);
+    for (int i = 0; i < h; i++) {
+      router[3 * h + i] = -5f; // expert 3 never chosen
+    }
+    return new MoeBlockSpec("olmoe", RouterSpec.softmaxTopK(h, e, 4, router, false, true), ex,
+        GatedActivation.SWIGLU, randomExpert(r, h, 72, 0.08, false), randn(r, h, 0.1));
+  }
+
+  /** Runs {@code body} with system property {@code key} set to {@code value}, then restores it. */
+  static void withSystemProperty(String key, String value, Runnable body) {
+    String before = System.getProperty(key);
+    try {
+      System.setProperty(key, value);
+      body.run();
+    } finally {
+      if (before == null) {
+        System.clearProperty(key);
+      } else {
+        System.setProperty(key, before);
+      }
+    }
   }
 }
