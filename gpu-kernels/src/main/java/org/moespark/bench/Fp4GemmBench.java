@@ -4,6 +4,7 @@ import java.io.PrintStream;
 import java.time.LocalDate;
 import java.util.List;
 import java.util.SplittableRandom;
+import org.moespark.bench.LayerBenchGpu.Shape;
 import org.moespark.cuda.Cuda;
 import org.moespark.cuda.CudaStream;
 import org.moespark.cuda.DeviceAllocator;
@@ -31,11 +32,9 @@ import org.moespark.model.WeightTensor;
 public final class Fp4GemmBench {
   private Fp4GemmBench() {}
 
-  record Shape(String name, int hidden, int inter, int experts, int topK) {}
-
-  static final List<Shape> SHAPES = List.of(new Shape("mixtral", 4096, 14336, 8, 2),
-      new Shape("qwen3-30b-a3b", 2048, 768, 128, 8), new Shape("olmoe", 2048, 1024, 64, 8),
-      new Shape("deepseek-v3", 7168, 2048, 256, 8), new Shape("gpt-oss-120b", 2880, 2880, 128, 4));
+  /** {@link LayerBenchGpu}'s shapes and GPT-OSS-120B's (the MXFP4 model). */
+  static final List<Shape> SHAPES = java.util.stream.Stream.concat(LayerBenchGpu.SHAPES.stream(),
+      java.util.stream.Stream.of(new Shape("gpt-oss-120b", 2880, 2880, 128, 4))).toList();
 
   public static void main(String[] args) {
     int[] tokens = args.length == 0 ? new int[] {16384, 256}
@@ -71,13 +70,8 @@ public final class Fp4GemmBench {
   }
 
   private static void runShape(Shape s, int[] tokenCounts, PrintStream out) {
-    SplittableRandom rnd = new SplittableRandom(7);
     int h = s.hidden();
-    float[] router = new float[s.experts() * h];
-    for (int i = 0; i < router.length; i++) {
-      router[i] = (float) ((rnd.nextDouble() * 2 - 1) / Math.sqrt(h));
-    }
-    RouterSpec rs = RouterSpec.softmaxTopK(h, s.experts(), s.topK(), router, true, false);
+    RouterSpec rs = LayerBenchGpu.randomRouter(s, new SplittableRandom(7));
     int variant = GroupedGemm.variant();
     try (MoeLayerGpu g = MoeLayerGpu.random(rs, s.inter(), GatedActivation.SWIGLU, false, Compute.BF16, 11);
         CudaStream stream = CudaStream.create(); DeviceAllocator alloc = new DeviceAllocator("Fp4GemmBench", stream)) {
@@ -112,7 +106,7 @@ public final class Fp4GemmBench {
             fp4Gib = (c1.size() + s1.size() + c2.size() + s2.size()) / (double) (1L << 30);
             g.stream().synchronize();
             for (int t = 0; t < tokenCounts.length; t++) {
-              int[] offsets = offsets(s, tokenCounts[t]);
+              int[] offsets = LayerBenchGpu.balancedOffsets(s, (long) tokenCounts[t] * s.topK());
               Runnable ffn = () -> {
                 GroupedGemmFp4.gemm(alloc, xp, h, offsets, fmt, c1, h / 2, s1, h / blk, cs1, 2 * ip, h, null,
                     GroupedGemm.Epilogue.SWIGLU, true, GatedActivation.SWIGLU, act, ip);
@@ -134,7 +128,7 @@ public final class Fp4GemmBench {
         }
         for (int t = 0; t < tokenCounts.length; t++) {
           int tok = tokenCounts[t];
-          int[] offsets = offsets(s, tok);
+          int[] offsets = LayerBenchGpu.balancedOffsets(s, (long) tok * s.topK());
           double[] bf = new double[2];
           for (int v = 0; v < 2; v++) {
             GroupedGemm.setVariant(v == 0 ? 4 : 3);
@@ -163,16 +157,6 @@ public final class Fp4GemmBench {
 
   private static double tflops(double flops, double ms) {
     return flops / (ms * 1e-3) / 1e12;
-  }
-
-  /** Balanced expert segments of {@code tokens · topK} rows. */
-  private static int[] offsets(Shape s, int tokens) {
-    long rows = (long) tokens * s.topK();
-    int[] offsets = new int[s.experts() + 1];
-    for (int e = 0; e <= s.experts(); e++) {
-      offsets[e] = (int) (rows * e / s.experts());
-    }
-    return offsets;
   }
 
   private static float[] colScale(int n) {

@@ -95,21 +95,36 @@ final class LayerBenchGpu {
     return rc;
   }
 
-  private static int runShape(Shape s, int tokens, Map<String, Double> torch, PrintStream out) {
-    SplittableRandom rnd = new SplittableRandom(7);
+  /**
+   * The benchmark router of {@code s}: softmax top-k with renormalisation, uniform random weights scaled by
+   * {@code 1/sqrt(H)} from seed 7 (balanced in expectation); {@code rnd} is left after the router's draws.
+   */
+  static RouterSpec randomRouter(Shape s, SplittableRandom rnd) {
     int h = s.hidden();
     float[] router = new float[s.experts() * h];
     for (int i = 0; i < router.length; i++) {
       router[i] = (float) ((rnd.nextDouble() * 2 - 1) / Math.sqrt(h));
     }
-    RouterSpec rs = RouterSpec.softmaxTopK(h, s.experts(), s.topK(), router, true, false);
+    return RouterSpec.softmaxTopK(h, s.experts(), s.topK(), router, true, false);
+  }
+
+  /** Expert segment offsets {@code [E+1]} of {@code rows} expert-major rows split evenly over the experts. */
+  static int[] balancedOffsets(Shape s, long rows) {
+    int[] offsets = new int[s.experts() + 1];
+    for (int e = 0; e <= s.experts(); e++) {
+      offsets[e] = (int) (rows * e / s.experts());
+    }
+    return offsets;
+  }
+
+  private static int runShape(Shape s, int tokens, Map<String, Double> torch, PrintStream out) {
+    SplittableRandom rnd = new SplittableRandom(7);
+    int h = s.hidden();
+    RouterSpec rs = randomRouter(s, rnd);
     try (MoeLayerGpu g = MoeLayerGpu.random(rs, s.inter(), GatedActivation.SWIGLU, false, Compute.BF16, 11)) {
       int ip = g.paddedIntermediate();
       long rows = (long) tokens * s.topK();
-      int[] offsets = new int[s.experts() + 1];
-      for (int e = 0; e <= s.experts(); e++) {
-        offsets[e] = (int) (rows * e / s.experts());
-      }
+      int[] offsets = balancedOffsets(s, rows);
       double ffnMs;
       double fp8Ms;
       try (DeviceBuffer xp = g.allocate(2 * rows * h, "bench rows"); DeviceBuffer o = g.allocate(2 * rows * h, "out")) {
