@@ -230,14 +230,8 @@ public final class MoeLayerGpu implements AutoCloseable {
     static DeviceWeights uploadFp4(DeviceAllocator alloc, List<Fp4Expert> qs, List<ExpertWeights> ws, int hidden,
         String what) {
       int count = qs.size();
-      int inter = qs.get(0).intermediate();
+      int inter = oneIntermediate(ws, what); // the spec checked that qs has the same shapes
       WeightTensor.Format format = qs.get(0).format();
-      for (int e = 0; e < count; e++) {
-        if (qs.get(e).intermediate() != inter) {
-          throw new IllegalArgumentException("GPU layer: " + what + " " + e + " has intermediate size "
-              + qs.get(e).intermediate() + ", expected " + inter + " (" + what + " 0's): the grouped GEMM needs one width");
-        }
-      }
       int ip = (inter + 31) & -32;
       int blk = GroupedGemmFp4.block(format);
       long guC = 2L * ip * (hidden / 2);
@@ -336,18 +330,22 @@ public final class MoeLayerGpu implements AutoCloseable {
       return dw;
     }
 
+    /** The experts' common intermediate width (the grouped GEMM needs one); names the first that differs. */
+    static int oneIntermediate(List<ExpertWeights> ws, String what) {
+      int inter = ws.get(0).intermediate();
+      for (int e = 0; e < ws.size(); e++) {
+        if (ws.get(e).intermediate() != inter) {
+          throw new IllegalArgumentException("GPU layer: " + what + " " + e + " has intermediate size "
+              + ws.get(e).intermediate() + ", expected " + inter + " (" + what + " 0's): the grouped GEMM needs one width");
+        }
+      }
+      return inter;
+    }
+
     static DeviceWeights upload(DeviceAllocator alloc, List<ExpertWeights> ws, int hidden, String what) {
       int count = ws.size();
-      int inter = ws.get(0).intermediate();
-      boolean biases = false;
-      for (int e = 0; e < count; e++) {
-        ExpertWeights w = ws.get(e);
-        if (w.intermediate() != inter) {
-          throw new IllegalArgumentException("GPU layer: " + what + " " + e + " has intermediate size "
-              + w.intermediate() + ", expected " + inter + " (" + what + " 0's): the grouped GEMM needs one width");
-        }
-        biases |= w.hasBiases();
-      }
+      int inter = oneIntermediate(ws, what);
+      boolean biases = ws.stream().anyMatch(ExpertWeights::hasBiases);
       int ip = GroupedGemm.pad8(inter);
       long guBytes = 2L * 2 * ip * hidden;
       long dBytes = 2L * hidden * ip;
