@@ -72,12 +72,9 @@ public record Fp4Expert(WeightTensor gate, WeightTensor up, WeightTensor down) {
     float[] guCol = null;
     float[] dCol = null;
     if (format() == WeightTensor.Format.NVFP4) {
-      guCol = new float[2 * ip];
-      for (int i = 0; i < inter; i++) {
-        int r = GroupedGemm.interleavedRow(i);
-        guCol[r] = gate.globalScale();
-        guCol[r + 8] = up.globalScale();
-      }
+      // per-row scales in the gate/up row order: the interleaving of a per-row vector, as for the biases
+      guCol = java.util.Arrays.copyOf(GroupedGemm.interleaveBias(filled(inter, gate.globalScale()),
+          filled(inter, up.globalScale()), inter), 2 * ip);
       dCol = new float[h];
       java.util.Arrays.fill(dCol, down.globalScale());
     }
@@ -86,6 +83,12 @@ public record Fp4Expert(WeightTensor gate, WeightTensor up, WeightTensor down) {
 
   /** One expert's {@link GroupedGemmFp4} operands (see {@link #layout}). */
   public record Layout(byte[] guCodes, byte[] guScales, float[] guCol, byte[] dCodes, byte[] dScales, float[] dCol) {}
+
+  private static float[] filled(int n, float v) {
+    float[] a = new float[n];
+    java.util.Arrays.fill(a, v);
+    return a;
+  }
 
   private static byte[] bytes(ByteBuffer b, int n) {
     byte[] out = new byte[n];
