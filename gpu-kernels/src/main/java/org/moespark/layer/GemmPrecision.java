@@ -45,21 +45,35 @@ public enum GemmPrecision {
 
   /** {@code bf16}, {@code fp8}, {@code mxfp4} or {@code nvfp4} (case-insensitive). */
   public static GemmPrecision parse(String s) {
+    return parse(s, PROPERTY);
+  }
+
+  /**
+   * As {@link #parse(String)}; a bad value's message names it as {@code what} (the option or conf key it came
+   * from): {@code "<what> must be bf16, fp8, mxfp4 or nvfp4, got '<s>'"}.
+   */
+  public static GemmPrecision parse(String s, String what) {
     if (s != null) {
-      switch (s.trim().toLowerCase(Locale.ROOT)) {
-        case "bf16":
-          return BF16;
-        case "fp8":
-          return FP8;
-        case "mxfp4":
-          return MXFP4;
-        case "nvfp4":
-          return NVFP4;
-        default:
-          break;
+      String v = s.trim().toLowerCase(Locale.ROOT);
+      for (GemmPrecision p : values()) {
+        if (p.label().equals(v)) {
+          return p;
+        }
       }
     }
-    throw new IllegalArgumentException(PROPERTY + " must be bf16, fp8, mxfp4 or nvfp4, got " + (s == null ? "null" : "'" + s + "'"));
+    String[] n = names();
+    String choices = String.join(", ", java.util.Arrays.copyOf(n, n.length - 1)) + " or " + n[n.length - 1];
+    throw new IllegalArgumentException(what + " must be " + choices + ", got " + (s == null ? "null" : "'" + s + "'"));
+  }
+
+  /** The lower-case name of this precision, as options and confs spell it ({@code bf16}, {@code mxfp4}, ...). */
+  public String label() {
+    return name().toLowerCase(Locale.ROOT);
+  }
+
+  /** Every precision's {@link #label()}, in declaration order. */
+  public static String[] names() {
+    return java.util.Arrays.stream(values()).map(GemmPrecision::label).toArray(String[]::new);
   }
 
   /** The precision named by {@value #PROPERTY} (BF16 when unset). */

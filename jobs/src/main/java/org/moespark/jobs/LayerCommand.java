@@ -135,9 +135,9 @@ final class LayerCommand implements Main.Command {
 
   static GemmPrecision parseGemm(String v) {
     try {
-      return GemmPrecision.parse(v);
+      return GemmPrecision.parse(v, "--gemm");
     } catch (IllegalArgumentException e) {
-      throw new Main.UsageException("--gemm must be bf16, fp8, mxfp4 or nvfp4, got '" + v + "'");
+      throw new Main.UsageException(e.getMessage());
     }
   }
 

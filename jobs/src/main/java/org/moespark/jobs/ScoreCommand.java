@@ -30,6 +30,7 @@ import org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec;
 import org.apache.spark.sql.execution.adaptive.QueryStageExec;
 import org.apache.spark.sql.execution.metric.SQLMetric;
 import org.apache.spark.sql.util.QueryExecutionListener;
+import org.moespark.layer.GemmPrecision;
 import org.moespark.spark.MoeConf;
 import org.moespark.spark.MoeExtensions;
 import org.moespark.spark.MoeScoreExec;
@@ -255,7 +256,7 @@ final class ScoreCommand implements Main.Command {
       m.put("compute", a.choice("compute", null, "fp32", "bf16"));
     }
     if (a.has("gemm")) {
-      m.put("gemm", a.choice("gemm", null, "bf16", "fp8", "mxfp4", "nvfp4"));
+      m.put("gemm", a.choice("gemm", null, GemmPrecision.names()));
     }
     if (a.has("bad-rows")) {
       m.put("badRows", a.choice("bad-rows", null, "error", "skip", "null"));

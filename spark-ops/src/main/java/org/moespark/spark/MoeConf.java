@@ -1,9 +1,9 @@
 package org.moespark.spark;
 
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
+import org.moespark.layer.GemmPrecision;
 
 /**
  * The Spark configuration keys of the batched {@code moe_score} operator. All are session (SQL) confs,
@@ -99,10 +99,7 @@ public final class MoeConf {
     String compute = pick(options, "compute", conf, COMPUTE, "fp32").trim().toLowerCase(Locale.ROOT);
     String gemm = pick(options, "gemm", conf, GEMM, null);
     if (gemm != null) {
-      gemm = gemm.trim().toLowerCase(Locale.ROOT);
-      if (!List.of("bf16", "fp8", "mxfp4", "nvfp4").contains(gemm)) {
-        throw new IllegalArgumentException(GEMM + " must be bf16, fp8, mxfp4 or nvfp4, got '" + gemm + "'");
-      }
+      gemm = GemmPrecision.parse(gemm, GEMM).label();
     }
     String loader = conf.apply(LOADER);
     int batchRows;

@@ -22,6 +22,7 @@ import org.apache.spark.sql.types.DoubleType;
 import org.apache.spark.sql.types.FloatType;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import org.moespark.layer.GemmPrecision;
 
 /**
  * Spark ML {@link Transformer} that appends {@code moe_score(inputCol, modelPath, layer)} as
@@ -73,7 +74,7 @@ public final class MoeScorer extends Transformer implements DefaultParamsWritabl
     badRows = new Param<>(this, "badRows", "error|skip|null for null, wrong-width or non-finite rows ("
         + MoeConf.BAD_ROWS + " when unset)", ParamValidators.inArray(new String[] {"error", "skip", "null"}));
     gemm = new Param<>(this, "gemm", "bf16|fp8|mxfp4|nvfp4 operand precision of the GPU expert GEMMs ("
-        + MoeConf.GEMM + " when unset)", ParamValidators.inArray(new String[] {"bf16", "fp8", "mxfp4", "nvfp4"}));
+        + MoeConf.GEMM + " when unset)", ParamValidators.inArray(GemmPrecision.names()));
     setDefault(inputCol, "embedding");
     setDefault(outputCol, "moe_output");
     setDefault(layer, 0);
