@@ -29,9 +29,9 @@ JNIEXPORT void JNICALL Java_org_moespark_layer_GroupedGemmFp8_gemm0(
                               round_bf16, act_silu, limit, alpha, beta, mul_scale);
     args.variant = variant;
     cudaError_t err = launch_grouped_gemm_fp8(args, as_stream(stream));
-    if (err == cudaErrorInvalidValue && variant == 3) {
+    if (err == cudaErrorInvalidValue && variant >= 3) {
       throw std::runtime_error(
-          "GroupedGemmFp8: the driver could not encode the TMA tensor maps (cuTensorMapEncodeTiled) for variant 3; "
+          "GroupedGemmFp8: the driver could not encode the TMA tensor maps (cuTensorMapEncodeTiled) for variants 3-5; "
           "variant 2 (moespark.gemm.fp8.variant=2) needs none");
     }
     if (err == cudaErrorNotSupported) {

@@ -380,6 +380,153 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
 }
 
 
+// ---- variant 5: 128×256 tiles, persistent, registers rebalanced ----
+// Variant 4 reads 32 KiB of tiles per 128-k block of a 128×128 tile (128 FLOP per byte from L2 and shared
+// memory); a 128×256 tile reads 48 KiB for twice the work (171 FLOP per byte). The promotion keeps the
+// partial sums out of the final accumulators, and a consumer thread cannot hold a 256-column partial (128
+// floats) next to its 128 final ones, so each consumer warpgroup runs the k-block as two 64×128 halves
+// through one 64-float partial: 4 × wgmma.m64n128k32 on B rows 0-127 of the stage, wait, promote into
+// acc[0..63]; the same on B rows 128-255 into acc[64..127] (the m64n256 fragment layout, so the bf16
+// kernels' staged epilogue stores it). Each half is variant 4's instruction sequence on the same data with
+// the same scales: the same bits. Warpgroup 0 is the producer (setmaxnreg 40; one thread issues the TMA
+// loads, the 128 threads the scales with cp.async, as variant 3), warpgroups 1 and 2 consume (setmaxnreg
+// 232: 128 + 64 accumulators). The tile prefix of 128×256 tiles is computed in shared memory (at most
+// kFp8V5MaxExperts experts; more fall back to variant 4). A tile whose right half lies past n skips it.
+constexpr int V5_BN = 256;
+constexpr int V5_STAGES = 4;
+constexpr int V5_B_STAGE = V5_BN * BK;  // 32 KiB
+constexpr int V5_SCALE_STAGE = BM + 4;  // floats: 128 row scales, then the two weight block scales
+constexpr int kFp8V5MaxExperts = 1024;
+constexpr int V5_SMEM_BYTES = 1024 + V5_STAGES * (A_STAGE + V5_B_STAGE) + V5_STAGES * V5_SCALE_STAGE * 4 +
+                              2 * V5_STAGES * 8 + 2 * kEpiStageBytes + 4 * (kFp8V5MaxExperts + 1);
+static_assert(V5_SMEM_BYTES <= 227 * 1024, "variant 5 shared memory exceeds the sm_90 block limit");
+
+__global__ void __launch_bounds__(WS_THREADS, 1)
+    grouped_gemm_fp8_wide_kernel(const __grid_constant__ CUtensorMap tma_a, const __grid_constant__ CUtensorMap tma_b,
+                                 GroupedGemmFp8Args p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) uint8_t fp8_smem5_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem5_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* sA = base;
+  uint8_t* sB = base + V5_STAGES * A_STAGE;
+  float* sS = reinterpret_cast<float*>(sB + V5_STAGES * V5_B_STAGE);
+  uint64_t* full = reinterpret_cast<uint64_t*>(sS + V5_STAGES * V5_SCALE_STAGE);
+  uint64_t* empty = full + V5_STAGES;
+  float* epi = reinterpret_cast<float*>(empty + V5_STAGES);  // 2 × kEpiStageBytes (16-byte aligned)
+  int32_t* tp = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(epi) + 2 * kEpiStageBytes);
+
+  const GroupedGemmArgs& g = p.g;
+  const int kblocks = (g.k + BK - 1) / BK;
+  const int nblocks = (g.n + BN - 1) / BN;  // 128-row weight scale blocks
+  const int nt = (g.n + V5_BN - 1) / V5_BN;
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+
+  if (warp == 0) tile_prefix_smem<BM>(g, nt, tp, lane);
+  if (tid == 0) {
+    for (int s = 0; s < V5_STAGES; ++s) {
+      mbar_init(&full[s], 129);  // 128 scale cp.async completions + the expect_tx arrive of the TMA thread
+      mbar_init(&empty[s], 8);   // every consumer warp, once done with the stage
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  const int total = tp[g.experts];
+
+  if (warp < 4) {
+    // ---- producer warpgroup ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    const int pt = tid;
+    int it = 0;
+    for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+      const TileCoord tc = schedule_tile_smem<BM, V5_BN, GROUP_M>(g, tp, tile);
+      const int nb = static_cast<int>(tc.n0 / BN) + (pt & 1);  // threads 0 and 1: the two weight blocks
+      const bool sb_ok = pt < 2 && nb < nblocks;
+      const int64_t srow = tc.row0 + pt;
+      const bool srow_ok = srow < tc.seg_end;
+      // this thread's scale row (nothing read when not ok: the copies zero-fill)
+      const float* sa_row = srow_ok ? p.sa + srow * kblocks : p.sa;
+      const float* sb_row = sb_ok ? p.sb + (static_cast<int64_t>(tc.e) * nblocks + nb) * kblocks : p.sb;
+      const int a_row = static_cast<int>(tc.row0);
+      const int b_row = static_cast<int>(static_cast<int64_t>(tc.e) * g.n + tc.n0);
+      for (int kb = 0; kb < kblocks; ++kb, ++it) {
+        const int st = it % V5_STAGES;
+        if (it >= V5_STAGES) mbar_wait(&empty[st], ((it / V5_STAGES) - 1) & 1);
+        const uint32_t sc = smem_u32(sS + st * V5_SCALE_STAGE);
+        cp_async4(sc + 4 * pt, sa_row + (srow_ok ? kb : 0), srow_ok ? 4 : 0);
+        if (pt < 2) cp_async4(sc + 4 * (BM + pt), sb_row + (sb_ok ? kb : 0), sb_ok ? 4 : 0);
+        cp_async_mbar_arrive_noinc(&full[st]);
+        if (pt == 0) {
+          mbar_arrive_expect_tx(&full[st], A_STAGE + V5_B_STAGE);
+          tma_load_2d(sA + st * A_STAGE, &tma_a, kb * BK, a_row, &full[st]);
+          tma_load_2d(sB + st * V5_B_STAGE, &tma_b, kb * BK, b_row, &full[st]);
+        }
+      }
+    }
+    cp_async_wait<0>();
+    return;
+  }
+
+  // ---- consumer warpgroups 1, 2: rows (wg - 1)·64 .. +64 of the tile ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int wgi = (warp >> 2) - 1;
+  const int local_lo = wgi * 64 + (warp & 3) * 16 + (lane >> 2);
+  float acc[128];
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) d[i] = 0.0f;
+  int it = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+    const TileCoord tc = schedule_tile_smem<BM, V5_BN, GROUP_M>(g, tp, tile);
+    const bool right = tc.n0 + BN < g.n;  // the tile's right 128 columns hold outputs
+#pragma unroll
+    for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
+    for (int kb = 0; kb < kblocks; ++kb, ++it) {
+      const int st = it % V5_STAGES;
+      mbar_wait(&full[st], (it / V5_STAGES) & 1);
+      const float* sc = sS + st * V5_SCALE_STAGE;
+      const float s_lo = sc[local_lo];
+      const float s_hi = sc[local_lo + 8];
+      const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
+      const uint64_t db = wg_desc(sB + st * V5_B_STAGE);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+      wgmma_commit();
+      float s_b = sc[BM];
+      float f_lo = s_lo * s_b;
+      float f_hi = s_hi * s_b;
+      wgmma_wait<0>();
+#pragma unroll
+      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+      if (right) {
+        const uint64_t db2 = wg_desc(sB + st * V5_B_STAGE + BN * 128);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db2 + 2 * ks, ks);
+        wgmma_commit();
+        s_b = sc[BM + 1];
+        f_lo = s_lo * s_b;
+        f_hi = s_hi * s_b;
+        wgmma_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) acc[64 + i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[64 + i]);
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
+    }
+    const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
+    staged_epilogue<128>(g, acc, epi + wgi * (kEpiStageBytes / 4), tid - 128 * (wgi + 1), warp, lane, tc.e,
+                         tc.seg_end, tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
+  }
+#else
+  (void)tma_a;
+  (void)tma_b;
+  (void)p;  // never launched: the launcher checks for sm_90 first
+#endif
+}
+
 }  // namespace
 
 cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t stream) {
@@ -392,7 +539,23 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   // per launch (cheap) rather than once: the attribute is per device
-  if (args.variant == 3 || args.variant == 4) {
+  if (args.variant == 5 && args.g.experts <= kFp8V5MaxExperts) {
+    const GroupedGemmArgs& g = args.g;
+    CUtensorMap ma;
+    CUtensorMap mb;
+    if (!encode_2d_map(&ma, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.a, args.a_rows, g.k, args.lda, BK, BM) ||
+        !encode_2d_map(&mb, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.b, static_cast<int64_t>(g.experts) * g.n, g.k, args.ldb, BK, V5_BN)) {
+      return cudaErrorInvalidValue;
+    }
+    err = cudaFuncSetAttribute(grouped_gemm_fp8_wide_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, V5_SMEM_BYTES);
+    if (err != cudaSuccess) return err;
+    int sms = 0;
+    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (err != cudaSuccess) return err;
+    // the host's tile count (128×128 tiles) bounds this kernel's (128×256): never more blocks than tiles
+    const int grid = args.g.total_tiles < sms ? args.g.total_tiles : sms;
+    grouped_gemm_fp8_wide_kernel<<<grid, WS_THREADS, V5_SMEM_BYTES, stream>>>(ma, mb, args);
+  } else if (args.variant >= 3) {  // 3, 4, or 5 with more experts than its shared tile prefix holds
     const GroupedGemmArgs& g = args.g;
     CUtensorMap ma;
     CUtensorMap mb;
@@ -403,7 +566,7 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
     err = cudaFuncSetAttribute(grouped_gemm_fp8_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM3_BYTES);
     if (err != cudaSuccess) return err;
     int grid = args.g.total_tiles;
-    if (args.variant == 4) {  // persistent: one block per SM
+    if (args.variant >= 4) {  // persistent: one block per SM
       int sms = 0;
       err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
       if (err != cudaSuccess) return err;

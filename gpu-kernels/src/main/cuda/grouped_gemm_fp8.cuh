@@ -31,8 +31,9 @@ struct GroupedGemmFp8Args {
   // round_bf16, act_silu, limit, alpha, beta, mul_scale) as for the bf16 GEMM; g.a, g.b, g.variant unused.
   GroupedGemmArgs g;
   // 1 = 2 warpgroups loading and computing in lockstep (a block barrier per k-block); 2 = warp-specialized:
-  // a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers; 3 (default) = 2 with
-  // the tiles loaded by TMA (bulk tensor copies)
+  // a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers; 3 = 2 with the tiles
+  // loaded by TMA (bulk tensor copies); 4 = 3 on a persistent grid; 5 = 4 with 128×256 tiles (two 128-column
+  // halves per k-block, the same bits)
   int32_t variant;
   int64_t a_rows;  // R = offsets[E] (variant 3's tensor map of A)
 };
@@ -43,7 +44,7 @@ constexpr int kGemmFp8BlockM = 128;
 constexpr int kGemmFp8BlockN = 128;
 
 // Returns cudaErrorNotSupported (nothing launched) on a device that is not sm_90 (no FP8 wgmma),
-// cudaErrorInvalidValue when the driver cannot encode variant 3's tensor maps, the error of a failed
+// cudaErrorInvalidValue when the driver cannot encode the tensor maps of variants 3-5, the error of a failed
 // attribute call, or cudaSuccess after an asynchronous launch (the caller checks it).
 // Returns cudaSuccess without launching when total_tiles == 0.
 cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t stream);

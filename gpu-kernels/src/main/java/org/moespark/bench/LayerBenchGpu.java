@@ -230,8 +230,8 @@ final class LayerBenchGpu {
   /** Whether to time the FP8 FFN: system property {@code moespark.bench.fp8} (default true). */
   static final boolean FP8 = Boolean.parseBoolean(System.getProperty("moespark.bench.fp8", "true"));
 
-  /** FP8 GEMM variants to time: system property {@code moespark.bench.fp8.variants} (default 3,4). */
-  static final int[] FP8_VARIANTS = java.util.Arrays.stream(System.getProperty("moespark.bench.fp8.variants", "3,4")
+  /** FP8 GEMM variants to time: system property {@code moespark.bench.fp8.variants} (default 4,5). */
+  static final int[] FP8_VARIANTS = java.util.Arrays.stream(System.getProperty("moespark.bench.fp8.variants", "4,5")
       .split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
 
   /**

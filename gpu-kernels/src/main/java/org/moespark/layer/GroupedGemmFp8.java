@@ -38,10 +38,10 @@ import org.moespark.formats.Fp8E4m3;
 public final class GroupedGemmFp8 {
   private GroupedGemmFp8() {}
 
-  /** System property choosing the kernel variant ({@link #setVariant}); default 4. */
+  /** System property choosing the kernel variant ({@link #setVariant}); default 5. */
   public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
 
-  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 4, 4);
+  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 5, 5);
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that
@@ -50,12 +50,15 @@ public final class GroupedGemmFp8 {
    * 5-stage ring with cp.async and signals each stage on an mbarrier, two consumer warpgroups run
    * independently (one promotes while the other's wgmma group runs); 3 = 2 with the tiles loaded by the
    * tensor-memory accelerator (bulk tensor copies, the producer never waits for data) and the epilogue
-   * staged through shared memory (gemm_common.cuh's staged_epilogue, as the bf16 variant 4); 4 (the
-   * default) = 3 on a persistent grid (one block per SM looping over tiles, so the producer fills the next
-   * tile's stages during the epilogue). The same instructions and promotion order in all four: the same bits.
+   * staged through shared memory (gemm_common.cuh's staged_epilogue, as the bf16 variant 4); 4 = 3 on a
+   * persistent grid (one block per SM looping over tiles, so the producer fills the next tile's stages
+   * during the epilogue); 5 (the default) = 4 with 128×256 tiles (half the A traffic per FLOP; each k-block
+   * runs as two 128-column halves through one partial accumulator, registers rebalanced to the consumers;
+   * more than 1024 experts fall back to 4). The same instructions and promotion order in all five: the same
+   * bits.
    */
   public static void setVariant(int v) {
-    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 4);
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 5);
   }
 
   /** The kernel variant in use. */

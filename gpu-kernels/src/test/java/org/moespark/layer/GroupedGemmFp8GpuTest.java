@@ -72,9 +72,9 @@ class GroupedGemmFp8GpuTest {
     }
     float[] ref = GroupedGemmFp8.reference(qa, k, sa, off, qb, k, sb, n, k);
     int before = GroupedGemmFp8.variant();
-    float[][] perVariant = new float[4][];
+    float[][] perVariant = new float[5][];
     try {
-      for (int v = 1; v <= 4; v++) {
+      for (int v = 1; v <= 5; v++) {
         GroupedGemmFp8.setVariant(v);
         perVariant[v - 1] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + v);
       }
@@ -84,6 +84,7 @@ class GroupedGemmFp8GpuTest {
     Tolerance.assertBitEqual(perVariant[1], perVariant[0], "FP8 GEMM variant 2 vs variant 1");
     Tolerance.assertBitEqual(perVariant[2], perVariant[0], "FP8 GEMM variant 3 vs variant 1");
     Tolerance.assertBitEqual(perVariant[3], perVariant[0], "FP8 GEMM variant 4 (persistent) vs variant 1");
+    Tolerance.assertBitEqual(perVariant[4], perVariant[0], "FP8 GEMM variant 5 (128x256 tiles) vs variant 1");
   }
 
   /** Every epilogue against the CPU definition with the current variant; returns the STORE_F32 output. */
