@@ -8,6 +8,8 @@
 #include <cuda.h>  // CUtensorMap
 #include <cudaTypedefs.h>
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "formats.cuh"
@@ -346,6 +348,102 @@ __device__ __forceinline__ void epilogue_store_chunk(const GroupedGemmArgs& p, c
   }
 }
 
+// ---- epilogue straight from the accumulator fragments (the common cases) ------------------------------------
+// The staged epilogue below handles every option in one rolled loop; for the options the models use — plain
+// SwiGLU (no bias, clamp, slope, offset or FP8 scale) and bias-free STORE_BF16 / STORE_F32 — a warpgroup
+// stores its fragments directly: thread (warp w, lane) holds rows row_base + 16·(w%4) + lane/4 (+8) and, per
+// 8-column block ni, the two adjacent columns 8·ni + 2·(lane%4) (+1), and a SwiGLU gate block's up block is
+// the next one (ni + 1), so each thread computes and stores its own adjacent output pairs as one 4- or
+// 8-byte store, with no shared memory, no barrier and no per-element option branches. bf16 rounding is the
+// hardware's round-to-nearest-even conversion (fmt::bf16_encode's result for every non-NaN value; a NaN
+// becomes the canonical NaN), the logistic is sigmoid_fast.
+
+// fp32 logistic from the approximate exp2 and reciprocal (MUFU.EX2, MUFU.RCP): relative error within
+// |x|·2^-23 + 2^-21 of the exact value (the CPU's double logistic) — far below one bf16 ulp (2^-8).
+__device__ __forceinline__ float sigmoid_fast(float x) {
+  float e;
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * -1.4426950408889634f));
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + e));
+  return r;
+}
+
+__device__ __forceinline__ float round_bf16_hw(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+// Plain SwiGLU of one (gate, up) pair: kRound = transformers' bf16 rounding points (swiglu_plain_bf16<true>),
+// else fp32 throughout; the result before the final rounding to bf16.
+template <bool kRound>
+__device__ __forceinline__ float swiglu_fast(float g, float u) {
+  if (kRound) {
+    g = round_bf16_hw(g);
+    u = round_bf16_hw(u);
+    return __fmul_rn(round_bf16_hw(__fmul_rn(g, sigmoid_fast(g))), u);
+  }
+  return __fmul_rn(__fmul_rn(g, sigmoid_fast(g)), __fadd_rn(u, 0.0f));
+}
+
+// Whether fragment_epilogue handles this launch: the plain options above and 4-byte (bf16) / 8-byte (fp32)
+// aligned output rows.
+__device__ __forceinline__ bool fragment_epilogue_applies(const GroupedGemmArgs& p, const float* bias) {
+  if (bias != nullptr || p.mul_scale != nullptr || (p.ldc & 1) != 0) return false;
+  const uintptr_t c = reinterpret_cast<uintptr_t>(p.c);
+  if (p.epilogue == GemmEpilogue::kSwiGlu) {
+    return (c & 3u) == 0 && p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY;
+  }
+  if (p.epilogue == GemmEpilogue::kStoreBf16) return (c & 3u) == 0;
+  return (c & 7u) == 0;  // kStoreF32
+}
+
+template <int NACC, bool kRound>
+__device__ __forceinline__ void fragment_swiglu(const GroupedGemmArgs& p, const float (&d)[NACC], int64_t row,
+                                                int64_t seg_end, int64_t n0, int lane) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    if (row + half * 8 >= seg_end) continue;
+    __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.c) + (row + half * 8) * p.ldc;
+#pragma unroll
+    for (int ni = 0; ni < NACC / 4; ni += 2) {
+      const int64_t gc = n0 + ni * 8 + 2 * (lane & 3);  // gate rows gc, gc + 1 of B (n is a multiple of 16)
+      if (gc >= p.n) continue;
+      const float a0 = swiglu_fast<kRound>(d[4 * ni + 2 * half], d[4 * (ni + 1) + 2 * half]);
+      const float a1 = swiglu_fast<kRound>(d[4 * ni + 2 * half + 1], d[4 * (ni + 1) + 2 * half + 1]);
+      *reinterpret_cast<__nv_bfloat162*>(out + (gc >> 4) * 8 + (gc & 7)) = __floats2bfloat162_rn(a0, a1);
+    }
+  }
+}
+
+template <int NACC>
+__device__ __forceinline__ void fragment_store(const GroupedGemmArgs& p, const float (&d)[NACC], int64_t row,
+                                               int64_t seg_end, int64_t n0, int lane) {
+  const bool f32 = p.epilogue == GemmEpilogue::kStoreF32;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t r = row + half * 8;
+    if (r >= seg_end) continue;
+#pragma unroll
+    for (int ni = 0; ni < NACC / 4; ++ni) {
+      const int64_t col = n0 + ni * 8 + 2 * (lane & 3);
+      const float v0 = d[4 * ni + 2 * half];
+      const float v1 = d[4 * ni + 2 * half + 1];
+      if (f32) {
+        float* out = static_cast<float*>(p.c) + r * p.ldc + col;
+        if (col + 1 < p.n) {
+          *reinterpret_cast<float2*>(out) = make_float2(v0, v1);
+        } else if (col < p.n) {
+          out[0] = v0;
+        }
+      } else {
+        __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.c) + r * p.ldc + col;
+        if (col + 1 < p.n) {
+          *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(v0, v1);
+        } else if (col < p.n) {
+          out[0] = __float2bfloat16_rn(v0);
+        }
+      }
+    }
+  }
+}
+
 // The whole epilogue of one warpgroup's m64nN tile (NACC = N/2 accumulators per thread, N = 128 or 256):
 // rows row_base .. +64 (stored while < seg_end), columns n0 .. +N (stored while < p.n). wt = thread within the
 // warpgroup, bar = a named barrier id for the warpgroup's 128 threads, st = its staging buffer.
@@ -355,6 +453,16 @@ __device__ __forceinline__ void staged_epilogue(const GroupedGemmArgs& p, const 
                                                 int64_t n0, const float* bias, int bar) {
   static_assert(NACC == 64 || NACC == 128, "m64n128 or m64n256 fragments");
   const int r_frag = (warp & 3) * 16 + (lane >> 2);
+  if (fragment_epilogue_applies(p, bias)) {
+    if (p.epilogue != GemmEpilogue::kSwiGlu) {
+      fragment_store<NACC>(p, d, row_base + r_frag, seg_end, n0, lane);
+    } else if (p.round_bf16) {
+      fragment_swiglu<NACC, true>(p, d, row_base + r_frag, seg_end, n0, lane);
+    } else {
+      fragment_swiglu<NACC, false>(p, d, row_base + r_frag, seg_end, n0, lane);
+    }
+    return;
+  }
   const int c_frag = 2 * (lane & 3);
   const bool plain = p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY && bias == nullptr &&
                      p.mul_scale == nullptr;

@@ -187,6 +187,62 @@ class GroupedGemmGpuTest {
     }
   }
 
+  /**
+   * The fragment epilogue (plain SwiGLU, bias-free stores: straight from the accumulators, hardware bf16
+   * rounding, MUFU logistic) against the staged one, forced by a zero bias on the same GEMM: the stores give
+   * the same bits; SwiGLU differs only where the approximate logistic moves a value across a bf16 rounding
+   * boundary (one ulp, rare). Variant 4 (128×256 tiles) with a ragged last tile and expert segments.
+   */
+  @ParameterizedTest(name = "roundBf16={0}")
+  @Tag("wgmma")
+  @CsvSource({"false", "true"})
+  void fragmentEpilogueAgreesWithTheStagedOne(boolean roundBf16) {
+    Random rnd = new Random(roundBf16 ? 41 : 43);
+    int k = 192;
+    int n = 528; // 2·264: the last 256-column tile is ragged
+    int[] off = Naive.offsets(1, 0, 300, 129, 64);
+    int rows = off[off.length - 1];
+    int experts = off.length - 1;
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, experts * n * k, 2.0 / Math.sqrt(k));
+    int before = GroupedGemm.variant();
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer db = alloc.upload(Naive.bf16Bits(b), "b");
+        DeviceBuffer zero = alloc.upload(new float[experts * n], "zero bias");
+        DeviceBuffer c = alloc.allocate(4L * rows * n, "c"); DeviceBuffer cs = alloc.allocate(4L * rows * n, "cs")) {
+      GroupedGemm.setVariant(4);
+      for (GroupedGemm.Epilogue ep : GroupedGemm.Epilogue.values()) {
+        GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.SWIGLU : null;
+        long ldc = ep == GroupedGemm.Epilogue.SWIGLU ? n / 2 : n;
+        long words = ep == GroupedGemm.Epilogue.STORE_F32 ? rows * ldc : rows * ldc / 2;
+        c.fill(0x7f, stream);
+        cs.fill(0x7f, stream);
+        GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, ep, roundBf16, act, c, ldc);
+        GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, zero, ep, roundBf16, act, cs, ldc);
+        float[] fast = c.toFloats((int) words);
+        float[] staged = cs.toFloats((int) words);
+        if (ep != GroupedGemm.Epilogue.SWIGLU) {
+          Tolerance.assertBitEqual(fast, staged, ep + " fragment vs staged epilogue");
+          continue;
+        }
+        short[] fb = c.toShorts((int) (rows * ldc));
+        short[] sb = cs.toShorts((int) (rows * ldc));
+        int differ = 0;
+        for (int i = 0; i < fb.length; i++) {
+          if (fb[i] != sb[i]) {
+            differ++;
+            assertTrue(Math.abs(fb[i] - sb[i]) == 1, "SwiGLU element " + i + ": fragment " + fb[i] + " vs staged "
+                + sb[i] + " differ by more than one bf16 ulp");
+          }
+        }
+        System.out.printf("fragment vs staged SwiGLU epilogue (roundBf16=%b): %d of %d bf16 outputs differ by one ulp%n",
+            roundBf16, differ, fb.length);
+        assertTrue(differ <= fb.length / 100, differ + " of " + fb.length + " SwiGLU outputs differ (> 1%)");
+      }
+    } finally {
+      GroupedGemm.setVariant(before);
+    }
+  }
+
   @Test
   void storeBf16RoundsTheAccumulator() {
     Random rnd = new Random(3);
