@@ -14,6 +14,33 @@ __device__ __forceinline__ float load_row(const void* p, int32_t is_bf16, int64_
   return is_bf16 ? fmt::bf16_decode(static_cast<const uint16_t*>(p)[idx]) : static_cast<const float*>(p)[idx];
 }
 
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Elements idx .. idx + 8 of a row array (bf16 or fp32), 16-byte aligned, as floats.
+__device__ __forceinline__ void load8(const void* p, int32_t is_bf16, int64_t idx, float (&v)[8]) {
+  if (is_bf16) {
+    const uint4 q = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + idx);
+    const uint32_t u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      v[2 * i] = __uint_as_float(u[i] << 16);
+      v[2 * i + 1] = __uint_as_float(u[i] & 0xFFFF0000u);
+    }
+  } else {
+    const float4* f = reinterpret_cast<const float4*>(static_cast<const float*>(p) + idx);
+    const float4 lo = f[0];
+    const float4 hi = f[1];
+    v[0] = lo.x;
+    v[1] = lo.y;
+    v[2] = lo.z;
+    v[3] = lo.w;
+    v[4] = hi.x;
+    v[5] = hi.y;
+    v[6] = hi.z;
+    v[7] = hi.w;
+  }
+}
+
 // One block per token. Every output element is one thread's fixed-order sum: deterministic.
 __global__ void __launch_bounds__(kCombineThreads) moe_combine_kernel(CombineArgs a) {
   __shared__ int64_t rows[kCombineMaxTopK];
@@ -59,6 +86,41 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_kernel(CombineArg
     }
   }
   __syncthreads();
+  // 8 consecutive columns per thread with 16-byte loads and stores where everything is aligned for it: the
+  // same per-element operations in the same order as the scalar loop below (the same bits), 8× fewer
+  // load instructions and 8 rows' loads in flight per thread
+  const bool vec = a.hidden % 8 == 0 && a.ldo % 8 == 0 && aligned16(a.o) && aligned16(a.y) &&
+                   (a.shared == nullptr || (a.lds % 8 == 0 && aligned16(a.shared)));
+  if (vec) {
+    for (int64_t c = static_cast<int64_t>(tid) * 8; c < a.hidden; c += kCombineThreads * 8) {
+      float acc[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[e] = 0.0f;
+#pragma unroll 4
+      for (int j = 0; j < k; ++j) {
+        float v[8];
+        load8(a.o, a.o_bf16, rows[j] * a.ldo + c, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float p = __fmul_rn(v[e], w[j]);
+          acc[e] = a.bf16 ? round_bf16(__fadd_rn(acc[e], round_bf16(p))) : __fadd_rn(acc[e], p);
+        }
+      }
+      if (a.shared != nullptr) {
+        float s[8];
+        load8(a.shared, a.o_bf16, t * a.lds + c, s);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float v = a.shared_gate != nullptr ? __fmul_rn(gate, s[e]) : s[e];
+          acc[e] = a.bf16 ? round_bf16(__fadd_rn(acc[e], round_bf16(v))) : __fadd_rn(acc[e], v);
+        }
+      }
+      float4* dst = reinterpret_cast<float4*>(a.y + t * a.hidden + c);
+      dst[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+      dst[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+    }
+    return;
+  }
   for (int64_t c = tid; c < a.hidden; c += kCombineThreads) {
     float acc = 0.0f;
     for (int j = 0; j < k; ++j) {
