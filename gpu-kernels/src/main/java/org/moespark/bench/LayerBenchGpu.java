@@ -195,7 +195,7 @@ final class LayerBenchGpu {
         if (warm.topkIds().length != tokens * s.topK()) {
           throw new IllegalStateException("routing has " + warm.topkIds().length + " ids, expected " + tokens * s.topK());
         }
-        int runs = 5;
+        int runs = 20;
         long t0 = System.nanoTime();
         for (int i = 0; i < runs; i++) {
           g.forwardDevice(xd, tokens, yd);
