@@ -50,7 +50,24 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_kernel(CombineArg
   const int64_t t = blockIdx.x;
   const int tid = threadIdx.x;
   const int k = a.top_k;
-  if (tid == 0) {
+  if (k <= 32) {
+    // the token's slots sorted by expert id (stable: ties by slot, as the insertion sort below) by their ranks,
+    // one lane per slot, so the id, weight and rowmap loads of all slots are in flight together
+    if (tid < 32) {
+      const bool on = tid < k;
+      const int id = on ? a.ids[t * k + tid] : 0;
+      const float wj = on ? a.weights[t * k + tid] : 0.0f;
+      int rank = 0;
+      for (int q = 0; q < k; ++q) {
+        const int o = __shfl_sync(0xffffffffu, id, q);
+        rank += (o < id || (o == id && q < tid)) ? 1 : 0;
+      }
+      if (on) {
+        rows[rank] = a.rowmap[t * a.experts + id];
+        w[rank] = wj;
+      }
+    }
+  } else if (tid == 0) {
     // insertion sort of the token's slots by expert id (k is small)
     int ids[kCombineMaxTopK];
     for (int j = 0; j < k; ++j) {
