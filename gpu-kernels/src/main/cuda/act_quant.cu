@@ -1,6 +1,8 @@
 // FP8 1x128 activation quantization; see act_quant.cuh.
 #include "act_quant.cuh"
 
+#include <cuda_fp8.h>
+
 #include "formats.cuh"
 
 namespace moespark {
@@ -10,6 +12,12 @@ constexpr int kGroup = 128;                 // columns per scale
 constexpr int kPerThread = 8;               // elements per thread
 constexpr int kLanes = kGroup / kPerThread; // 16 threads per group
 constexpr int kThreads = 256;               // 16 groups per block
+
+// Two e4m3 codes (a in the low byte) by the hardware conversion: round to nearest even, saturating to ±448,
+// NaN → 0x7F — fmt::e4m3_encode_sat's definition (CUDA's __NV_SATFINITE), one instruction for the pair.
+__device__ __forceinline__ uint32_t e4m3x2_sat(float a, float b) {
+  return static_cast<uint32_t>(__nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3));
+}
 
 __device__ __forceinline__ void load8(const float* p, bool vec, int n, float (&v)[kPerThread]) {
   if (vec) {
@@ -71,12 +79,20 @@ __global__ void __launch_bounds__(kThreads) act_quant_kernel(const T* __restrict
     if (R == 0) {
       const float s = fmt::fp8_quant_scale(amax, pow2);
 #pragma unroll
-      for (int i = 0; i < kPerThread; ++i) out[i] = fmt::e4m3_encode_sat(fmt::mul_rn(v[i], s));
+      for (int i = 0; i < kPerThread; i += 2) {
+        const uint32_t two = e4m3x2_sat(fmt::mul_rn(v[i], s), fmt::mul_rn(v[i + 1], s));
+        out[i] = static_cast<uint8_t>(two);
+        out[i + 1] = static_cast<uint8_t>(two >> 8);
+      }
       if (lane == 0) scales[g] = fmt::rcp_rn(s);
     } else {
       const float s = fmt::fp8_deepseek_scale(amax, pow2);
 #pragma unroll
-      for (int i = 0; i < kPerThread; ++i) out[i] = fmt::e4m3_encode_sat(fmt::div_rn(v[i], s));
+      for (int i = 0; i < kPerThread; i += 2) {
+        const uint32_t two = e4m3x2_sat(fmt::div_rn(v[i], s), fmt::div_rn(v[i + 1], s));
+        out[i] = static_cast<uint8_t>(two);
+        out[i + 1] = static_cast<uint8_t>(two >> 8);
+      }
       if (lane == 0) scales[g] = s;
     }
     if (n == kPerThread && VEC) {

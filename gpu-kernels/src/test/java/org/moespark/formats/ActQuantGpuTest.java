@@ -84,6 +84,35 @@ class ActQuantGpuTest {
     check(rule, input, data(new SplittableRandom(rows * 131L + cols), rows, cols), rows, cols, pow2);
   }
 
+  /**
+   * Every bf16 value in [-448, 448] — every e4m3 code, every tie between neighbouring codes, the subnormals
+   * and zeros of both signs — reaches the e4m3 conversion unscaled: each 128-column group holds 448 (so the
+   * DeepSeek scale is exactly 1 and x / s = x) and 127 of the values; the codes must be BlockFp8's bit for bit.
+   */
+  @Test
+  void everyBf16ValueInRangeEncodesAsTheCpu() {
+    java.util.List<Float> vals = new java.util.ArrayList<>();
+    for (int bits = 0; bits < 0x10000; bits++) {
+      float v = Bf16.decode((short) bits);
+      if (!Float.isNaN(v) && Math.abs(v) <= 448f) {
+        vals.add(v);
+      }
+    }
+    int perGroup = 127;
+    int rows = (vals.size() + perGroup - 1) / perGroup;
+    int cols = 128;
+    float[] x = new float[rows * cols];
+    for (int r = 0; r < rows; r++) {
+      x[r * cols] = 448f;
+      for (int j = 0; j < perGroup; j++) {
+        int i = r * perGroup + j;
+        x[r * cols + 1 + j] = i < vals.size() ? vals.get(i) : 0f;
+      }
+    }
+    check(BlockFp8.ScaleRule.DEEPSEEK, ActQuantGpu.Input.BF16, x, rows, cols, false);
+    check(BlockFp8.ScaleRule.DEEPSEEK, ActQuantGpu.Input.F32, x, rows, cols, false);
+  }
+
   /** inf gives scale 0 (Paddle): NaN at the inf, zeros elsewhere; NaN elements are ignored by amax. */
   @Test
   void infAndNanElements() {
