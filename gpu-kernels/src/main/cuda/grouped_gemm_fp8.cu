@@ -5,10 +5,12 @@
 // layout wgmma reads through shared-memory descriptors, a STAGES-deep ring. Per k-block: 4 ×
 // wgmma.m64n128k32 (e4m3 × e4m3 → f32) into a temporary accumulator started from zero, then the promotion
 // acc += partial · (sa[row, kb] · sb[n-block, kb]) in fp32 (one n-tile = one 128-row weight block, so sb
-// is one number per k-block; sa is two per thread: its rows lane/4 and lane/4 + 8). Three ways to feed
-// the ring (args.variant; the same instructions on the same data, so the same bits): 1 = all threads
-// load with cp.async and compute in lockstep; 2 = a cp.async producer warpgroup, consumers decoupled by
-// mbarriers; 3 = 2 with TMA tile loads. Epilogues: gemm::store_rows, shared with the bf16 kernels.
+// is one number per k-block; sa is two per thread: its rows lane/4 and lane/4 + 8). Five ways to run it
+// (args.variant; the same instructions on the same data, so the same bits): 1 = all threads load with
+// cp.async and compute in lockstep; 2 = a cp.async producer warpgroup, consumers decoupled by mbarriers;
+// 3 = 2 with TMA tile loads; 4 = 3 on a persistent grid; 5 (default) = 4 with 128×256 tiles, each k-block
+// as two 128-column halves (see its kernel). Epilogues: gemm::store_rows (1, 2) and gemm::staged_epilogue
+// with its fragment path (3-5), shared with the bf16 kernels.
 #include "grouped_gemm_fp8.cuh"
 
 #include "gemm_common.cuh"

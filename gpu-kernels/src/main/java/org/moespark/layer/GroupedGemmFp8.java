@@ -19,8 +19,9 @@ import org.moespark.formats.Fp8E4m3;
  * </pre>
  *
  * Scales are dequantization scales ({@code x ≈ q · s}). Hopper only: wgmma m64n128k32 e4m3 (sm_90a) from
- * 128-byte-swizzled shared memory, 128×128 tiles on {@link GroupedGemm}'s tile scheduler ({@link
- * GroupedGemm#meta}), a warp-specialized cp.async/mbarrier pipeline ({@link #setVariant}); each 128-k
+ * 128-byte-swizzled shared memory, 128×256 tiles (variant 5, the default; 128×128 in variants 1–4 on {@link
+ * GroupedGemm}'s tile scheduler, {@link GroupedGemm#meta}), a warp-specialized TMA/mbarrier pipeline ({@link
+ * #setVariant}); each 128-k
  * partial sum leaves the tensor core and is promoted into a separate fp32 accumulator with its two scales
  * (DeepGEMM's technique: the FP8 tensor core accumulates with reduced precision inside a chain of
  * instructions). On other devices the call throws (no fallback: use
