@@ -33,13 +33,7 @@ __device__ __forceinline__ void load8(const float* p, bool vec, int n, float (&v
 
 __device__ __forceinline__ void load8(const uint16_t* p, bool vec, int n, float (&v)[kPerThread]) {
   if (vec) {
-    const uint4 a = __ldg(reinterpret_cast<const uint4*>(p));
-    const uint32_t w[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      v[2 * j] = __uint_as_float(w[j] << 16);
-      v[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
-    }
+    fmt::bf16x8_decode(__ldg(reinterpret_cast<const uint4*>(p)), v);
   } else {
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) v[i] = i < n ? fmt::bf16_decode(__ldg(p + i)) : 0.0f;

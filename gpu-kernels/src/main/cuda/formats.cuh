@@ -127,6 +127,15 @@ MOESPARK_HD uint16_t bf16_encode(float x) {
 
 MOESPARK_HD float bf16_decode(uint16_t h) { return u2f(static_cast<uint32_t>(h) << 16); }
 
+// Eight bf16 values packed in 16 bytes (a uint4 as loaded, element 0 in the low half of q.x) as floats.
+MOESPARK_HD void bf16x8_decode(uint4 q, float (&v)[8]) {
+  const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+  for (int j = 0; j < 4; ++j) {
+    v[2 * j] = u2f(w[j] << 16);
+    v[2 * j + 1] = u2f(w[j] & 0xFFFF0000u);
+  }
+}
+
 // ---- fp16 --------------------------------------------------------------------------------------
 
 MOESPARK_HD uint16_t fp16_encode(float x) {

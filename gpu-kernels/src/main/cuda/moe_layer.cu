@@ -19,13 +19,7 @@ __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_c
 // Elements idx .. idx + 8 of a row array (bf16 or fp32), 16-byte aligned, as floats.
 __device__ __forceinline__ void load8(const void* p, int32_t is_bf16, int64_t idx, float (&v)[8]) {
   if (is_bf16) {
-    const uint4 q = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + idx);
-    const uint32_t u[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      v[2 * i] = __uint_as_float(u[i] << 16);
-      v[2 * i + 1] = __uint_as_float(u[i] & 0xFFFF0000u);
-    }
+    fmt::bf16x8_decode(*reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + idx), v);
   } else {
     const float4* f = reinterpret_cast<const float4*>(static_cast<const float*>(p) + idx);
     const float4 lo = f[0];
@@ -39,6 +33,11 @@ __device__ __forceinline__ void load8(const void* p, int32_t is_bf16, int64_t id
     v[6] = hi.z;
     v[7] = hi.w;
   }
+}
+
+// One term of an output element's sum: fp32, or with Compute.BF16's roundings (the term, then the sum).
+__device__ __forceinline__ float add_term(float acc, float v, int32_t bf16) {
+  return bf16 ? round_bf16(__fadd_rn(acc, round_bf16(v))) : __fadd_rn(acc, v);
 }
 
 // One block per token. Every output element is one thread's fixed-order sum: deterministic.
@@ -120,7 +119,7 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_kernel(CombineArg
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           const float p = __fmul_rn(v[e], w[j]);
-          acc[e] = a.bf16 ? round_bf16(__fadd_rn(acc[e], round_bf16(p))) : __fadd_rn(acc[e], p);
+          acc[e] = add_term(acc[e], p, a.bf16);
         }
       }
       if (a.shared != nullptr) {
@@ -129,7 +128,7 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_kernel(CombineArg
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           const float v = a.shared_gate != nullptr ? __fmul_rn(gate, s[e]) : s[e];
-          acc[e] = a.bf16 ? round_bf16(__fadd_rn(acc[e], round_bf16(v))) : __fadd_rn(acc[e], v);
+          acc[e] = add_term(acc[e], v, a.bf16);
         }
       }
       float4* dst = reinterpret_cast<float4*>(a.y + t * a.hidden + c);
@@ -142,12 +141,12 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_kernel(CombineArg
     float acc = 0.0f;
     for (int j = 0; j < k; ++j) {
       float v = __fmul_rn(load_row(a.o, a.o_bf16, rows[j] * a.ldo + c), w[j]);
-      acc = a.bf16 ? round_bf16(__fadd_rn(acc, round_bf16(v))) : __fadd_rn(acc, v);
+      acc = add_term(acc, v, a.bf16);
     }
     if (a.shared != nullptr) {
       float s = load_row(a.shared, a.o_bf16, t * a.lds + c);
       float v = a.shared_gate != nullptr ? __fmul_rn(gate, s) : s;
-      acc = a.bf16 ? round_bf16(__fadd_rn(acc, round_bf16(v))) : __fadd_rn(acc, v);
+      acc = add_term(acc, v, a.bf16);
     }
     a.y[t * a.hidden + c] = acc;
   }
