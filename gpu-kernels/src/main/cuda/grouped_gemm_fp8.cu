@@ -58,6 +58,23 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t d
       : "l"(da), "l"(db), "r"(accumulate));
 }
 
+// One 128-k block of a 64×128 partial sum: 4 × wgmma.m64n128k32 into d (the first from zero; k advances 32
+// e4m3 = 32 bytes inside the swizzled 128-byte rows: +2 in 16-byte descriptor units), one committed group
+// (the caller waits for it).
+__device__ __forceinline__ void wgmma_block_e4m3(float (&d)[64], uint64_t da, uint64_t db) {
+  wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
+  wgmma_commit();
+}
+
+// The promotion of a finished partial: acc += d · f, f_lo for the thread's row lane/4 (accumulators with
+// (i & 2) == 0), f_hi for row lane/4 + 8.
+__device__ __forceinline__ void promote(float* acc, const float (&d)[64], float f_lo, float f_hi) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+}
+
 // 4-byte async copy (scales); src_bytes 4 or 0 (0 = write zero, nothing read).
 __device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
@@ -119,21 +136,14 @@ __global__ void __launch_bounds__(THREADS, 1) grouped_gemm_fp8_kernel(GroupedGem
     const uint8_t* Bs = sB + (kt % STAGES) * B_STAGE;
     const uint64_t da = wg_desc(As);
     const uint64_t db = wg_desc(Bs);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < BK / 32; ++ks) {
-      // k advances 32 e4m3 = 32 bytes inside the swizzled 128-byte rows: +2 in 16-byte units
-      wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
-    }
-    wgmma_commit();
+    wgmma_block_e4m3(d, da, db);
     const float s_b = __ldg(sbt + kt);
     const float s_lo = sa_lo != nullptr ? __ldg(sa_lo + kt) : 0.0f;
     const float s_hi = sa_hi != nullptr ? __ldg(sa_hi + kt) : 0.0f;
     wgmma_wait0();
     const float f_lo = s_lo * s_b;
     const float f_hi = s_hi * s_b;
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+    promote(acc, d, f_lo, f_hi);
   }
   cp_async_wait<0>();
 
@@ -242,10 +252,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) grouped_gemm_fp8_ws_kernel(Grou
     mbar_wait(&full[st], (kb / STAGES) & 1);
     const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
     const uint64_t db = wg_desc(sB + st * B_STAGE);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
-    wgmma_commit();
+    wgmma_block_e4m3(d, da, db);
     const float* sc = sS + st * SCALE_STAGE;
     const float s_b = sc[BM];
     const float f_lo = sc[local_lo] * s_b;
@@ -253,8 +260,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) grouped_gemm_fp8_ws_kernel(Grou
     wgmma_wait<0>();
     __syncwarp();
     if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+    promote(acc, d, f_lo, f_hi);
   }
 
   const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
@@ -356,10 +362,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
       mbar_wait(&full[st], (it / STAGES) & 1);
       const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
       const uint64_t db = wg_desc(sB + st * B_STAGE);
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
-      wgmma_commit();
+      wgmma_block_e4m3(d, da, db);
       const float* sc = sS + st * SCALE_STAGE;
       const float s_b = sc[BM];
       const float f_lo = sc[local_lo] * s_b;
@@ -367,8 +370,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
       wgmma_wait<0>();
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[st]);
-#pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+      promote(acc, d, f_lo, f_hi);
     }
     const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
     staged_epilogue<64>(g, acc, epi + wgi * (kEpiStageBytes / 4), tid - 128 * wgi, warp, lane, tc.e, tc.seg_end,
@@ -492,28 +494,20 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
       const float s_hi = sc[local_lo + 8];
       const uint64_t da = wg_desc(sA + st * A_STAGE + wgi * 64 * 128);
       const uint64_t db = wg_desc(sB + st * V5_B_STAGE);
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db + 2 * ks, ks);
-      wgmma_commit();
+      wgmma_block_e4m3(d, da, db);
       float s_b = sc[BM];
       float f_lo = s_lo * s_b;
       float f_hi = s_hi * s_b;
       wgmma_wait<0>();
-#pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[i]);
+      promote(acc, d, f_lo, f_hi);
       if (right) {
         const uint64_t db2 = wg_desc(sB + st * V5_B_STAGE + BN * 128);
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < BK / 32; ++ks) wgmma_m64n128k32_e4m3(d, da + 2 * ks, db2 + 2 * ks, ks);
-        wgmma_commit();
+        wgmma_block_e4m3(d, da, db2);
         s_b = sc[BM + 1];
         f_lo = s_lo * s_b;
         f_hi = s_hi * s_b;
         wgmma_wait<0>();
-#pragma unroll
-        for (int i = 0; i < 64; ++i) acc[64 + i] = fmaf(d[i], (i & 2) ? f_hi : f_lo, acc[64 + i]);
+        promote(acc + 64, d, f_lo, f_hi);
       }
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
