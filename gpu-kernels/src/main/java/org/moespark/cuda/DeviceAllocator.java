@@ -67,6 +67,29 @@ public final class DeviceAllocator implements AutoCloseable {
     return b;
   }
 
+  /**
+   * Allocates and copies {@code data} in without synchronizing the stream (through pinned staging slots,
+   * {@link StagingRing}): for the small tables enqueued with every kernel call (a GEMM's segment offsets),
+   * where {@link #upload(int[], String)}'s pageable copy would leave the device idle for a host round trip.
+   * The contents are read on the stream, in order: the buffer is valid for the work enqueued after this call.
+   */
+  public synchronized DeviceBuffer uploadAsync(int[] data, String what) {
+    DeviceBuffer b = allocate(4L * data.length, what);
+    try {
+      if (staging == null) {
+        staging = new StagingRing();
+      }
+      staging.copy(data, b, stream);
+    } catch (RuntimeException e) {
+      b.close();
+      throw e;
+    }
+    return b;
+  }
+
+  /** uploadAsync's pinned slots, created on first use. */
+  private StagingRing staging;
+
   public DeviceBuffer upload(short[] data, String what) {
     DeviceBuffer b = allocate(2L * data.length, what);
     b.copyFrom(data);
@@ -106,6 +129,10 @@ public final class DeviceAllocator implements AutoCloseable {
       b.close();
     }
     stream.synchronize();
+    if (staging != null) {
+      staging.close();
+      staging = null;
+    }
     closed = true;
     if (!leaks.isEmpty()) {
       throw new IllegalStateException("allocator '" + name + "' closed with " + leaks.size()

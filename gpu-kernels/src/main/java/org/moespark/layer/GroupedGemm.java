@@ -201,7 +201,7 @@ public final class GroupedGemm {
     if (tiles == 0) {
       return;
     }
-    try (DeviceBuffer m = alloc.upload(meta, "GroupedGemm meta")) {
+    try (DeviceBuffer m = alloc.uploadAsync(meta, "GroupedGemm meta")) {
       gemm0(a.address(), lda, b.address(), ldb, n, k, experts, m.address(), tiles, bias == null ? 0 : bias.address(),
           c.address(), ldc, epilogue.ordinal(), roundBf16, act != null && act.kind() == GatedActivation.Kind.SILU,
           act == null ? 0f : act.limit(), act == null ? 0f : act.alpha(), act == null ? 0f : act.beta(),

@@ -148,7 +148,7 @@ public final class GroupedGemmFp4 {
     if (tiles == 0) {
       return;
     }
-    try (DeviceBuffer m = alloc.upload(meta, WHO + " meta")) {
+    try (DeviceBuffer m = alloc.uploadAsync(meta, WHO + " meta")) {
       gemm0(a.address(), lda, codes.address(), ldb, scales.address(), lds, colScale == null ? 0 : colScale.address(),
           format == WeightTensor.Format.MXFP4 ? 0 : 1, n, k, experts, m.address(), tiles,
           bias == null ? 0 : bias.address(), c.address(), ldc, epilogue.ordinal(), roundBf16,

@@ -154,7 +154,7 @@ public final class GroupedGemmFp8 {
     if (tiles == 0) {
       return;
     }
-    try (DeviceBuffer m = alloc.upload(meta, "GroupedGemmFp8 meta")) {
+    try (DeviceBuffer m = alloc.uploadAsync(meta, "GroupedGemmFp8 meta")) {
       gemm0(a.address(), rows, lda, aScales.address(), b.address(), ldb, bScales.address(), n, k, experts, m.address(),
           tiles, bias == null ? 0 : bias.address(), c.address(), ldc, epilogue.ordinal(), roundBf16,
           act != null && act.kind() == GatedActivation.Kind.SILU, act == null ? 0f : act.limit(),

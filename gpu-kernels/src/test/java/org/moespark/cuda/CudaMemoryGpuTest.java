@@ -38,6 +38,62 @@ class CudaMemoryGpuTest {
     }
   }
 
+  /**
+   * uploadAsync's pinned slots are reused while earlier copies may still be queued behind device work: every
+   * table arrives intact, across more uploads than slots and a slot that has to grow.
+   */
+  @Test
+  void asynchronousUploadsKeepEveryTableWhenTheSlotsAreReused() {
+    int uploads = 3 * StagingRing.SLOTS + 1;
+    try (CudaStream s = CudaStream.create(); DeviceAllocator a = new DeviceAllocator("staging", s);
+        DeviceBuffer big = a.allocate(1L << 29, "busy source"); DeviceBuffer big2 = a.allocate(1L << 29, "busy copy")) {
+      int[][] tables = new int[uploads][];
+      DeviceBuffer[] dev = new DeviceBuffer[uploads];
+      try {
+        big.fill(1, s);
+        big2.copyFromDevice(big, 0, 0, big.size(), s); // keeps the stream busy while the host queues the tables
+        for (int u = 0; u < uploads; u++) {
+          int n = u == 5 ? 10_000 : 1 + 37 * u; // table 5 is larger than a slot's initial 16 KiB
+          tables[u] = new int[n];
+          for (int i = 0; i < n; i++) {
+            tables[u][i] = u * 1_000_003 + i * 7919;
+          }
+          dev[u] = a.uploadAsync(tables[u], "table " + u);
+        }
+        for (int u = 0; u < uploads; u++) {
+          assertArrayEquals(tables[u], dev[u].toInts(tables[u].length), "table " + u);
+        }
+        try (DeviceBuffer empty = a.uploadAsync(new int[0], "empty")) {
+          assertEquals(0, empty.size());
+        }
+      } finally {
+        for (DeviceBuffer d : dev) {
+          if (d != null) {
+            d.close();
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void timelineReportsEveryStageAfterTheFirstMark() {
+    try (CudaStream s = CudaStream.create(); DeviceAllocator a = new DeviceAllocator("timeline", s);
+        DeviceBuffer b = a.allocate(1L << 28, "filled"); StreamTimeline t = new StreamTimeline()) {
+      t.mark("start", s);
+      b.fill(3, s);
+      t.mark("fill", s);
+      s.synchronize();
+      t.mark("sync", s);
+      java.util.List<StreamTimeline.Stage> r = t.report();
+      assertEquals(java.util.List.of("fill", "sync"), r.stream().map(StreamTimeline.Stage::name).toList());
+      assertTrue(r.get(0).deviceMs() > 0, "a 256 MiB memset takes device time: " + r);
+      assertTrue(r.get(1).hostMs() >= 0 && r.get(1).deviceMs() >= 0, r.toString());
+      t.clear();
+      assertTrue(t.report().isEmpty());
+    }
+  }
+
   @Test
   void allocatorReportsLeaks() {
     try (CudaStream s = CudaStream.create()) {
