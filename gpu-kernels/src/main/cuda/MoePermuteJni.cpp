@@ -65,8 +65,9 @@ JNIEXPORT jintArray JNICALL Java_org_moespark_ops_MoePermuteGpu_prepare0(
     if (experts > kMaxPermuteExperts) throw bad_argument("numExperts above " + std::to_string(kMaxPermuteExperts));
     cudaStream_t s = as_stream(stream);
     ExpertCounts tpe{};
-    env->GetIntArrayRegion(tokens_per_expert, 0, experts, tpe.count);
+    if (tokens_per_expert != nullptr) env->GetIntArrayRegion(tokens_per_expert, 0, experts, tpe.count);
     PermuteScanArgs a{};
+    a.counted = tokens_per_expert == nullptr ? 1 : 0;
     a.experts = experts;
     a.nblocks = permute_num_blocks(tokens);
     a.align = align;

@@ -1,26 +1,10 @@
-// moe_dispatch helper kernels; see moe_dispatch.cuh.
+// moe_dispatch helper kernel; see moe_dispatch.cuh.
 #include "moe_dispatch.cuh"
 
 namespace moespark {
 namespace {
 
 constexpr int kThreads = 256;
-
-__global__ void histogram_kernel(const int32_t* __restrict__ ids, int64_t n, int32_t experts,
-                                 int32_t* __restrict__ counts) {
-  extern __shared__ int32_t s_counts[];
-  for (int e = threadIdx.x; e < experts; e += blockDim.x) s_counts[e] = 0;
-  __syncthreads();
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t e = ids[i];
-    if (e >= 0 && e < experts) atomicAdd(&s_counts[e], 1);
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < experts; e += blockDim.x) {
-    if (s_counts[e] != 0) atomicAdd(&counts[e], s_counts[e]);
-  }
-}
 
 __global__ void indices_kernel(const int32_t* __restrict__ ids, const int32_t* __restrict__ rowmap, int64_t tokens,
                                int32_t top_k, int32_t experts, int32_t* __restrict__ perm) {
@@ -41,12 +25,6 @@ unsigned grid_for(int64_t n) {
 }
 
 }  // namespace
-
-void launch_dispatch_histogram(const int32_t* ids, int64_t n, int32_t experts, int32_t* counts, cudaStream_t stream) {
-  cudaMemsetAsync(counts, 0, sizeof(int32_t) * experts, stream);
-  if (n == 0) return;
-  histogram_kernel<<<grid_for(n), kThreads, sizeof(int32_t) * experts, stream>>>(ids, n, experts, counts);
-}
 
 void launch_dispatch_indices(const int32_t* ids, const int32_t* rowmap, int64_t tokens, int32_t top_k, int32_t experts,
                              int32_t* perm, cudaStream_t stream) {

@@ -113,14 +113,18 @@ __global__ void permute_scan_kernel(PermuteScanArgs a, const ExpertCounts tpe) {
   if (!s_last) return;
   __threadfence();
   for (int i = threadIdx.x; i < 2 * a.nblocks; i += blockDim.x) atomicMin(&s_bad[i & 1], __ldcg(a.block_flags + i));
-  for (int x = threadIdx.x; x < a.experts; x += blockDim.x) {
-    if (__ldcg(a.result + 3 + x) != tpe.count[x]) atomicMin(&s_bad[2], x);
+  // the expert counts that size the output: tokens_per_expert, or (a.counted) the routed counts themselves
+  const auto count_of = [&](int x) { return a.counted ? __ldcg(a.result + 3 + x) : tpe.count[x]; };
+  if (!a.counted) {
+    for (int x = threadIdx.x; x < a.experts; x += blockDim.x) {
+      if (__ldcg(a.result + 3 + x) != tpe.count[x]) atomicMin(&s_bad[2], x);
+    }
   }
   if (threadIdx.x < 32) {  // warp 0: exclusive prefix of the padded counts, 32 experts per step
     int64_t run = 0;
     for (int x0 = 0; x0 < a.experts; x0 += 32) {
       const int x = x0 + lane;
-      const int64_t v = x < a.experts ? (static_cast<int64_t>(tpe.count[x]) + a.align - 1) / a.align * a.align : 0;
+      const int64_t v = x < a.experts ? (static_cast<int64_t>(count_of(x)) + a.align - 1) / a.align * a.align : 0;
       int64_t incl = v;
 #pragma unroll
       for (int d = 1; d < 32; d <<= 1) {
@@ -140,7 +144,7 @@ __global__ void permute_scan_kernel(PermuteScanArgs a, const ExpertCounts tpe) {
   const int warp = threadIdx.x >> 5;
   const int nwarps = blockDim.x >> 5;
   for (int x = warp; x < a.experts; x += nwarps) {
-    for (int64_t r = s_base[x] + tpe.count[x] + lane; r < s_base[x + 1]; r += 32) {
+    for (int64_t r = s_base[x] + count_of(x) + lane; r < s_base[x + 1]; r += 32) {
       a.src_row[r] = -1;
       if (a.expert_of_row != nullptr) a.expert_of_row[r] = -1;
       if (a.prob_out != nullptr) a.prob_out[r] = 0.f;

@@ -41,6 +41,7 @@ struct PermuteScanArgs {
   int32_t experts;          // E
   int32_t nblocks;          // permute_num_blocks(tokens)
   int32_t align;            // padding alignment (rows), > 0
+  int32_t counted;          // 1: no tokens_per_expert given; the routed counts take its place (no check)
   int32_t* block_counts;    // [max(1, nblocks), E] scratch: per-block counts, then their per-expert exclusive prefix
   int32_t* block_flags;     // [max(1, nblocks), 2] scratch: per-block first bad-id / duplicate token
   unsigned* ticket;         // scratch word (reset by pass 1)
@@ -54,7 +55,8 @@ struct PermuteScanArgs {
 
 // Passes 1+2 in two launches: route validation, per-block counts and their prefix, per-expert totals,
 // the tokens_per_expert check, expert_base and the padding rows. The caller reads `result` back and
-// checks it BEFORE pass 3 (expert_base and the output size were computed from tokens_per_expert).
+// checks it BEFORE pass 3 (expert_base and the output size were computed from tokens_per_expert, or with
+// a.counted from the routed counts themselves: the caller sizes the output for the most rows possible).
 void launch_permute_prepare(const PermuteScanArgs& a, const int32_t* route, int64_t tokens, int32_t top_k,
                             const ExpertCounts& tokens_per_expert, cudaStream_t stream);
 

@@ -13,8 +13,8 @@ import org.moespark.cuda.DeviceBuffer;
  * {@code topkOnlyMode}; with a softmax they can differ only at near-ties, see {@link RoutingGpu});
  * weights agree within fp32 tolerance.
  *
- * <p>One host synchronization (the expert histogram, which sizes the maps and gives
- * {@link DeviceDispatch#tokenNumsPerExpert}); everything else is asynchronous on the allocator's
+ * <p>One host synchronization (the permute maps' validation, which also reads back the rows per expert
+ * counted on the device: they size the maps and give {@link DeviceDispatch#tokenNumsPerExpert}); everything else is asynchronous on the allocator's
  * stream. Limits: {@code numExperts ≤} {@link MoePermute#MAX_EXPERTS} (the permute maps' limit).
  * Device data is not inspected: NaN / {@code +inf} gating values are not rejected as on the CPU (see
  * {@link RoutingGpu}).
@@ -120,18 +120,12 @@ public final class MoeDispatchGpu {
       DeviceBuffer ids = routing.view(0, slots);
       DeviceBuffer w = routing.view(slots, slots);
       RoutingGpu.dispatchGating(gating, tokens, numExperts, moeTopk, groupMoe, topkOnlyMode, ids, w, alloc.stream());
-      int[] counts;
-      try (DeviceBuffer c = alloc.allocate(4L * numExperts, "MoeDispatchGpu counts")) {
-        counts = histogram0(ids.address(), (long) tokens * moeTopk, numExperts, c.address(),
-            alloc.stream().handle());
-      }
+      // the maps count the experts' rows on the device (one synchronization for both)
+      maps = MoePermuteGpu.maps(alloc, ids, w, tokens, moeTopk, numExperts, null, 1);
       long[] prefix = new long[numExperts];
-      long acc = 0;
       for (int e = 0; e < numExperts; e++) {
-        acc += counts[e];
-        prefix[e] = acc;
+        prefix[e] = maps.expertRowOffsets[e + 1];
       }
-      maps = MoePermuteGpu.maps(alloc, ids, w, tokens, moeTopk, numExperts, counts, 1);
       perm = alloc.allocate(Math.max(4, slots), "permuteIndicesPerToken");
       indices0(ids.address(), maps.rowmap.address(), tokens, moeTopk, numExperts, perm.address(),
           alloc.stream().handle());
@@ -148,8 +142,6 @@ public final class MoeDispatchGpu {
       throw e;
     }
   }
-
-  private static native int[] histogram0(long ids, long n, int experts, long counts, long stream);
 
   private static native void indices0(long ids, long rowmap, long tokens, int topK, int experts, long perm,
       long stream);

@@ -1,5 +1,7 @@
 package org.moespark.ops;
 
+import java.util.Arrays;
+
 import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
@@ -35,7 +37,9 @@ public final class MoePermuteGpu {
     public final boolean hasPadding;
     private final DeviceBuffer backing;
 
-    DeviceMaps(int tokens, int numExperts, int rows, int[] offsets, boolean hasPadding, DeviceBuffer backing) {
+    /** {@code layoutRows ≥ rows}: the row count the backing's three row maps were laid out for. */
+    DeviceMaps(int tokens, int numExperts, int rows, long layoutRows, int[] offsets, boolean hasPadding,
+        DeviceBuffer backing) {
       this.tokens = tokens;
       this.numExperts = numExperts;
       this.rows = rows;
@@ -44,8 +48,8 @@ public final class MoePermuteGpu {
       long rowmapBytes = 4L * tokens * numExperts;
       this.rowmap = backing.view(0, rowmapBytes);
       this.tokenProbUnzipped = backing.view(rowmapBytes, 4L * rows);
-      this.expertIndices = backing.view(rowmapBytes + 4L * rows, 4L * rows);
-      this.sourceRow = backing.view(rowmapBytes + 8L * rows, 4L * rows);
+      this.expertIndices = backing.view(rowmapBytes + 4L * layoutRows, 4L * rows);
+      this.sourceRow = backing.view(rowmapBytes + 8L * layoutRows, 4L * rows);
       this.hasPadding = hasPadding;
     }
 
@@ -61,7 +65,9 @@ public final class MoePermuteGpu {
    * @param route {@code [tokens, topK]} int32 expert ids (-1 = empty slot)
    * @param probs {@code [tokens, topK]} fp32
    * @param tokensPerExpert host array [E]; must equal the routemap's histogram (checked on the device
-   *     before any row is written)
+   *     before any row is written); or null: the histogram counted on the device is used (the same single
+   *     synchronization; the maps' {@code expertRowOffsets} then carry it), for a routemap that was made on
+   *     the device
    */
   public static DeviceMaps maps(DeviceAllocator alloc, DeviceBuffer route, DeviceBuffer probs, int tokens, int topK,
       int numExperts, int[] tokensPerExpert, int paddingAlignment) {
@@ -71,46 +77,44 @@ public final class MoePermuteGpu {
     OpChecks.positive(op, "topK", topK);
     OpChecks.inRange(op, "numExperts", numExperts, 1, MoePermute.MAX_EXPERTS);
     OpChecks.positive(op, "paddingAlignment", paddingAlignment);
-    OpChecks.nonNull(op, "tokensPerExpert", tokensPerExpert);
-    OpChecks.length(op, "tokensPerExpert", tokensPerExpert.length, numExperts, "[" + numExperts + "]");
+    if (tokensPerExpert != null) {
+      OpChecks.length(op, "tokensPerExpert", tokensPerExpert.length, numExperts, "[" + numExperts + "]");
+    }
     long slots = (long) OpChecks.elements(op, "expertRoutemapTopk", tokens, topK);
     OpChecks.elements(op, "zippedExpertwiseRowmap [tokens, numExperts]", tokens, numExperts);
     fits(op, "expertRoutemapTopk", route, 4 * slots);
     fits(op, "expertProbTopk", probs, 4 * slots);
     long stream = alloc.stream().handle();
 
-    int[] offsets = new int[numExperts + 1];
-    long r = 0;
-    long routed = 0;
-    for (int e = 0; e < numExperts; e++) {
-      OpChecks.nonNegative(op, "tokensPerExpert[" + e + "]", tokensPerExpert[e]);
-      offsets[e] = (int) r;
-      routed += tokensPerExpert[e];
-      r += ((long) tokensPerExpert[e] + paddingAlignment - 1) / paddingAlignment * paddingAlignment;
-      if (r > OpChecks.MAX_ELEMENTS) {
-        throw OpChecks.fail(op, "padded row count exceeds " + OpChecks.MAX_ELEMENTS + " at expert " + e);
+    // the rows the three row maps are laid out for: exactly the padded total when tokensPerExpert is given,
+    // else the most a routemap of `slots` ids can need (each expert pads at most paddingAlignment - 1 rows)
+    long layoutRows;
+    if (tokensPerExpert != null) {
+      layoutRows = segments(op, tokensPerExpert, paddingAlignment, new int[numExperts + 1]);
+    } else {
+      layoutRows = slots + (long) (paddingAlignment - 1) * numExperts;
+      if (layoutRows > OpChecks.MAX_ELEMENTS) {
+        throw OpChecks.fail(op, "tokens·topK + numExperts·(paddingAlignment - 1) = " + layoutRows + " exceeds "
+            + OpChecks.MAX_ELEMENTS + "; pass tokensPerExpert");
       }
     }
-    int rows = (int) r;
-    offsets[numExperts] = rows;
     int nblocks = Math.max(1, (tokens + 127) / 128);
     // One allocation: the four maps (what DeviceMaps exposes), then the scratch of passes 1-2
     // (per-block counts and flags, a ticket word, the readback words, expert_base); see DeviceBuffer.view.
     long rowmapBytes = 4L * tokens * numExperts;
-    long countsOff = align8(rowmapBytes + 12L * rows);
+    long countsOff = align8(rowmapBytes + 12L * layoutRows);
     long flagsOff = countsOff + 4L * nblocks * numExperts;
     long ticketOff = flagsOff + 8L * nblocks;
     long resultOff = ticketOff + 8;
     long baseOff = align8(resultOff + 4L * (3 + numExperts));
     DeviceBuffer backing = alloc.allocate(baseOff + 8L * numExperts, "MoePermuteGpu maps");
     try {
-      DeviceMaps maps = new DeviceMaps(tokens, numExperts, rows, offsets, routed != rows, backing);
       long b = backing.address();
       // One synchronization: route validation, per-expert counts and the tokens_per_expert check, all
       // before any routed row is written (the output was sized from tokens_per_expert).
       int[] res = prepare0(route.address(), tokens, topK, numExperts, tokensPerExpert, paddingAlignment,
-          b + countsOff, b + flagsOff, b + ticketOff, b + baseOff, b + resultOff, maps.sourceRow.address(),
-          maps.expertIndices.address(), maps.tokenProbUnzipped.address(), stream);
+          b + countsOff, b + flagsOff, b + ticketOff, b + baseOff, b + resultOff, b + rowmapBytes + 8L * layoutRows,
+          b + rowmapBytes + 4L * layoutRows, b + rowmapBytes, stream);
       if (res[0] != Integer.MAX_VALUE) {
         throw OpChecks.fail(op, "expertRoutemapTopk row " + res[0] + " has an expert id outside -1 or [0, "
             + numExperts + ")");
@@ -123,6 +127,14 @@ public final class MoePermuteGpu {
         throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
             + " but expertRoutemapTopk routes " + res[3 + e] + " tokens to expert " + e);
       }
+      int[] counts = tokensPerExpert != null ? tokensPerExpert : Arrays.copyOfRange(res, 3, 3 + numExperts);
+      int[] offsets = new int[numExperts + 1];
+      int rows = (int) segments(op, counts, paddingAlignment, offsets);
+      long routed = 0;
+      for (int c : counts) {
+        routed += c;
+      }
+      DeviceMaps maps = new DeviceMaps(tokens, numExperts, rows, layoutRows, offsets, routed != rows, backing);
       assign0(route.address(), probs.address(), tokens, topK, numExperts, b + baseOff, b + countsOff,
           maps.rowmap.address(), maps.tokenProbUnzipped.address(), maps.sourceRow.address(),
           maps.expertIndices.address(), stream);
@@ -131,6 +143,21 @@ public final class MoePermuteGpu {
       backing.close();
       throw e;
     }
+  }
+
+  /** Fills {@code offsets} [E+1] with the padded segment starts of {@code counts}; returns the row total. */
+  private static long segments(String op, int[] counts, int paddingAlignment, int[] offsets) {
+    long r = 0;
+    for (int e = 0; e < counts.length; e++) {
+      OpChecks.nonNegative(op, "tokensPerExpert[" + e + "]", counts[e]);
+      offsets[e] = (int) r;
+      r += ((long) counts[e] + paddingAlignment - 1) / paddingAlignment * paddingAlignment;
+      if (r > OpChecks.MAX_ELEMENTS) {
+        throw OpChecks.fail(op, "padded row count exceeds " + OpChecks.MAX_ELEMENTS + " at expert " + e);
+      }
+    }
+    offsets[counts.length] = (int) r;
+    return r;
   }
 
   private static long align8(long n) {

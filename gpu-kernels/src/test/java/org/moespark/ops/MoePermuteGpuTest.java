@@ -135,6 +135,22 @@ class MoePermuteGpuTest {
           assertArrayEquals(want, p.toBytes(want.length), "fp8 rows (read once, write k)");
         }
       }
+      // no tokensPerExpert: the maps size themselves from the counts made on the device, and are the same
+      try (MoePermuteGpu.DeviceMaps counted = MoePermuteGpu.maps(alloc, dRoute, dProbs, tokens, topK, experts, null,
+          align); DeviceBuffer dx = alloc.upload(x, "x")) {
+        assertEquals(cpu.rows(), counted.rows, "rows, counted on the device");
+        assertArrayEquals(cpu.expertRowOffsets(), counted.expertRowOffsets, "offsets, counted on the device");
+        assertEquals(gpu.hasPadding, counted.hasPadding);
+        assertArrayEquals(cpu.zippedExpertwiseRowmap(), counted.rowmap.toInts(tokens * experts), "rowmap (counted)");
+        assertArrayEquals(floatBits(cpu.tokenProbUnzipped()), floatBits(counted.tokenProbUnzipped.toFloats(cpu.rows())),
+            "probs (counted)");
+        assertArrayEquals(cpu.expertIndices(), counted.expertIndices.toInts(cpu.rows()), "expert indices (counted)");
+        assertArrayEquals(gpu.sourceRow.toInts(cpu.rows()), counted.sourceRow.toInts(cpu.rows()), "source rows (counted)");
+        try (DeviceBuffer p = MoePermuteGpu.permuteRows(alloc, counted, dx, 2L * hidden)) {
+          short[] want = MoePermute.gather(cpu, x, hidden);
+          assertArrayEquals(want, p.toShorts(want.length), "bf16 rows (counted maps)");
+        }
+      }
     }
   }
 
@@ -174,6 +190,14 @@ class MoePermuteGpuTest {
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
           () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, 1, 2, 2, new int[] {1, 0}, 1));
       assertTrue(e.getMessage().contains("row 0") && e.getMessage().contains("outside"), e.getMessage());
+      // counted on the device (no tokensPerExpert): the routemap is still validated before anything is written
+      e = assertThrows(IllegalArgumentException.class, () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, 1, 2, 2, null, 1));
+      assertTrue(e.getMessage().contains("row 0") && e.getMessage().contains("outside"), e.getMessage());
+    }
+    try (DeviceBuffer dRoute = alloc.upload(dup, "route"); DeviceBuffer dProbs = alloc.upload(new float[4], "probs")) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> MoePermuteGpu.maps(alloc, dRoute, dProbs, 2, 2, 2, null, 1));
+      assertTrue(e.getMessage().contains("twice"), e.getMessage());
     }
   }
 
