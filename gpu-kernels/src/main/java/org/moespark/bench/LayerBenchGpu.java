@@ -10,6 +10,7 @@ import java.util.SplittableRandom;
 import org.moespark.cuda.Cuda;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
+import org.moespark.cuda.StreamTimeline;
 import org.moespark.formats.Bf16;
 import org.moespark.formats.FormatsGpu;
 import org.moespark.layer.Compute;
@@ -201,6 +202,9 @@ final class LayerBenchGpu {
           g.forwardDevice(xd, tokens, yd);
         }
         devSec = (System.nanoTime() - t0) / 1e9 / runs;
+        if (TRACE) {
+          trace(g, xd, tokens, yd, s.name(), out);
+        }
       }
       // whole layer through Java arrays (CPU routing, pageable copies): what forward(float[]) callers get today
       float[] x = new float[tokens * h];
@@ -224,6 +228,41 @@ final class LayerBenchGpu {
           fmt("%.2fx", fp8Tflops / tflops), tokS, fmt("%.0f", pipeTokS), fmt("%.2fx", tokS / pipeTokS), fmt("%.0f", eagerTokS),
           fmt("%.2fx", tokS / eagerTokS), tokens / arraySec);
       return 0;
+    }
+  }
+
+  /** Whether to print forwardDevice's stage timeline: system property {@code moespark.bench.trace} (default false). */
+  static final boolean TRACE = Boolean.getBoolean("moespark.bench.trace");
+
+  /**
+   * One forwardDevice call's stages (after two traced warm-up calls): device time since the previous stage
+   * (kernels and idle gaps) and host time (enqueueing, synchronizations).
+   */
+  private static void trace(MoeLayerGpu g, DeviceBuffer xd, int tokens, DeviceBuffer yd, String shape,
+      PrintStream out) {
+    try (StreamTimeline t = new StreamTimeline()) {
+      g.trace(t);
+      long call = 0;
+      try {
+        for (int i = 0; i < 3; i++) {
+          t.clear();
+          long t0 = System.nanoTime();
+          g.forwardDevice(xd, tokens, yd);
+          call = System.nanoTime() - t0;
+        }
+      } finally {
+        g.trace(null);
+      }
+      StringBuilder line = new StringBuilder();
+      double dev = 0;
+      double host = 0;
+      for (StreamTimeline.Stage st : t.report()) {
+        line.append(String.format(" | %s %.3f/%.3f", st.name(), st.deviceMs(), st.hostMs()));
+        dev += st.deviceMs();
+        host += st.hostMs();
+      }
+      out.printf("%-14s trace (device/host ms per stage)%s | total %.3f/%.3f; the call %.3f ms%n", shape, line, dev,
+          host, call / 1e6);
     }
   }
 

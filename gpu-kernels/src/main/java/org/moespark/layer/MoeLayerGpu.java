@@ -2,11 +2,13 @@ package org.moespark.layer;
 
 import java.util.List;
 import org.moespark.cuda.Cuda;
+import org.moespark.cuda.CudaEvent;
 import org.moespark.cuda.CudaStream;
 import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
 import org.moespark.cuda.PinnedBuffer;
+import org.moespark.cuda.StreamTimeline;
 import org.moespark.formats.ActQuantGpu;
 import org.moespark.formats.Bf16;
 import org.moespark.formats.BlockFp8;
@@ -753,11 +755,15 @@ public final class MoeLayerGpu implements AutoCloseable {
     synchronized (this) {
       ensureOpen();
       Cuda.setDevice(device);
+      mark("enter");
       try (DeviceBuffer xb = work.allocate(2 * n, "x bf16");
           DeviceBuffer logits = work.allocate(4L * tokens * numExperts, "router logits")) {
+        mark("allocate");
         FormatsGpu.bf16Encode(x, xb, n, stream);
+        mark("x to bf16");
         GroupedGemm.gemm(work, xb, hidden, new int[] {0, tokens}, routerWeight, hidden, numExperts, hidden, routerBias,
             GroupedGemm.Epilogue.STORE_F32, false, null, logits, numExperts);
+        mark("router GEMM");
         // bf16 models round the logits once (after the bias), except DeepSeek's fp32 router: as Router.route
         boolean bf16Logits = bf16 && rs.kind() != RouterSpec.Kind.SIGMOID_GROUPED_TOPK;
         RoutingGpu.LogitsType type = bf16Logits ? RoutingGpu.LogitsType.BF16 : RoutingGpu.LogitsType.F32;
@@ -782,10 +788,27 @@ public final class MoeLayerGpu implements AutoCloseable {
               FormatsGpu.bf16Decode(wb, rr.weights(), (long) tokens * topK, stream);
             }
           }
-          int[] ids = rr.ids().toInts(tokens * topK);
-          float[] w = rr.weights().toFloats(tokens * topK);
-          runRouted(x, xb, tokens, ids, rr.ids(), rr.weights(), null, y);
+          int slots = tokens * topK;
+          mark("routing");
+          // The routing stays on the device: the permute maps count the experts' rows there (their one
+          // synchronization reads the counts back). The ids and weights go to pinned memory on the stream, and
+          // the host unpacks them into the returned arrays while the device runs the experts.
+          PinnedBuffer routed = routingHost(8L * slots);
+          rr.ids().copyToAsync(routed, 0, 0, 4L * slots, stream);
+          rr.weights().copyToAsync(routed, 4L * slots, 0, 4L * slots, stream);
+          CudaEvent copied = routingCopied();
+          copied.record(stream);
+          runRouted(x, xb, tokens, null, rr.ids(), rr.weights(), null, y);
+          copied.synchronize();
+          int[] ids = new int[slots];
+          float[] w = new float[slots];
+          java.nio.ByteBuffer bb = routed.buffer();
+          bb.asIntBuffer().get(ids);
+          bb.position(4 * slots);
+          bb.slice().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(w);
+          mark("routing to arrays");
           stream.synchronize();
+          mark("end (sync)");
           return new MoeLayer.Output(tokens, hidden, topK, null, ids, w);
         }
       }
@@ -903,35 +926,70 @@ public final class MoeLayerGpu implements AutoCloseable {
         DeviceBuffer ids = work.upload(r.ids(), "topk ids");
         DeviceBuffer w = work.upload(r.weights(), "topk weights")) {
       FormatsGpu.bf16Encode(xd, xb, n, stream);
-      runRouted(xd, xb, tokens, r.ids(), ids, w, mulScale, yd);
+      int[] tpe = new int[numExperts];
+      for (int id : r.ids()) {
+        tpe[id]++;
+      }
+      runRouted(xd, xb, tokens, tpe, ids, w, mulScale, yd);
     }
   }
 
-  /** Permute, expert FFNs, shared expert, combine: routing given on the device and its ids on the host. */
-  private void runRouted(DeviceBuffer xd, DeviceBuffer xb, int tokens, int[] hostIds, DeviceBuffer ids, DeviceBuffer w,
+  /**
+   * Permute, expert FFNs, shared expert, combine: routing given on the device; {@code tpe} its expert histogram
+   * on the host, or null (counted on the device by the permute maps).
+   */
+  private void runRouted(DeviceBuffer xd, DeviceBuffer xb, int tokens, int[] tpe, DeviceBuffer ids, DeviceBuffer w,
       DeviceBuffer mulScale, DeviceBuffer yd) {
     boolean bf16 = compute == Compute.BF16;
     long n = (long) tokens * hidden;
-    int[] tpe = new int[numExperts];
-    for (int id : hostIds) {
-      tpe[id]++;
-    }
-    try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(work, ids, w, tokens, topK, numExperts, tpe, 1);
-        DeviceBuffer xp = MoePermuteGpu.permuteRows(work, maps, xb, 2L * hidden);
-        DeviceBuffer o = work.allocate((bf16 ? 2L : 4L) * maps.rows * hidden, "expert rows")) {
-      ffn(experts, xp, maps.expertRowOffsets, mulScale, o);
+    try (MoePermuteGpu.DeviceMaps maps = MoePermuteGpu.maps(work, ids, w, tokens, topK, numExperts, tpe, 1)) {
+      mark("permute maps (sync)");
+      // FP8 experts: the tokens are quantized once (1×128 per row, the same codes and scales a permuted row gets)
+      // and the e4m3 rows and their scales permuted, instead of permuting bf16 rows and quantizing k× as many
+      DeviceBuffer xq = null;
+      DeviceBuffer xs = null;
+      DeviceBuffer xp = null;
+      DeviceBuffer xsp = null;
+      DeviceBuffer o = null;
       DeviceBuffer so = null;
       try {
+        long scaleRow = 4L * ActQuantGpu.scaleCols(hidden);
+        if (experts.fp8()) {
+          xq = work.allocate(n, "x e4m3 tokens");
+          xs = work.allocate(scaleRow * tokens, "x 1x128 scales tokens");
+          ActQuantGpu.quantize(BlockFp8.ScaleRule.DEEPSEEK, ActQuantGpu.Input.BF16, xb, tokens, hidden, false, xq, xs,
+              stream);
+          xp = MoePermuteGpu.permuteRows(work, maps, xq, hidden);
+          xsp = MoePermuteGpu.permuteRows(work, maps, xs, scaleRow);
+        } else {
+          xp = MoePermuteGpu.permuteRows(work, maps, xb, 2L * hidden);
+        }
+        mark("permute rows");
+        o = work.allocate((bf16 ? 2L : 4L) * maps.rows * hidden, "expert rows");
+        if (experts.fp8()) {
+          ffnFp8Quantized(experts, xp, xsp, maps.expertRowOffsets, mulScale, o);
+        } else {
+          ffn(experts, xp, maps.expertRowOffsets, mulScale, o);
+        }
+        mark("expert FFN");
         if (shared != null) {
           so = work.allocate((bf16 ? 2L : 4L) * n, "shared rows");
-          ffn(shared, xb, new int[] {0, tokens}, so);
+          if (shared.fp8() && xq != null) {
+            ffnFp8Quantized(shared, xq, xs, new int[] {0, tokens}, null, so);
+          } else {
+            ffn(shared, xb, new int[] {0, tokens}, so);
+          }
+          mark("shared expert");
         }
         combine0(o.address(), hidden, bf16, ids.address(), w.address(), maps.rowmap.address(), topK, numExperts,
             tokens, hidden, so == null ? 0 : so.address(), hidden, xd.address(),
             sharedGate == null ? 0 : sharedGate.address(), bf16, yd.address(), stream.handle());
+        mark("combine");
       } finally {
-        if (so != null) {
-          so.close();
+        for (DeviceBuffer b : new DeviceBuffer[] {so, o, xsp, xp, xs, xq}) {
+          if (b != null) {
+            b.close();
+          }
         }
       }
     }
@@ -956,8 +1014,10 @@ public final class MoeLayerGpu implements AutoCloseable {
     try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16")) {
       GroupedGemm.gemm(work, xp, hidden, offsets, dw.gateUp, hidden, 2 * dw.ip, hidden, dw.gateUpBias,
           GroupedGemm.Epilogue.SWIGLU, bf16, activation, mulScale, act, dw.ip);
+      mark("gate/up GEMM");
       GroupedGemm.gemm(work, act, dw.ip, offsets, dw.down, dw.ip, hidden, dw.ip, dw.downBias,
           bf16 ? GroupedGemm.Epilogue.STORE_BF16 : GroupedGemm.Epilogue.STORE_F32, bf16, null, out, hidden);
+      mark("down GEMM");
     }
   }
 
@@ -966,15 +1026,23 @@ public final class MoeLayerGpu implements AutoCloseable {
    * no pow2) on the device, then the block-scaled FP8 GEMMs with the same epilogues as bf16.
    */
   private void ffnFp8(DeviceWeights dw, DeviceBuffer xp, int[] offsets, DeviceBuffer mulScale, DeviceBuffer out) {
+    long rows = offsets[offsets.length - 1];
+    try (DeviceBuffer xq = work.allocate(rows * hidden, "x e4m3");
+        DeviceBuffer xs = work.allocate(4 * rows * ActQuantGpu.scaleCols(hidden), "x 1x128 scales")) {
+      ActQuantGpu.quantize(BlockFp8.ScaleRule.DEEPSEEK, ActQuantGpu.Input.BF16, xp, rows, hidden, false, xq, xs, stream);
+      ffnFp8Quantized(dw, xq, xs, offsets, mulScale, out);
+    }
+  }
+
+  /** The FP8 expert FFN on rows already quantized 1×128 ({@code xq} e4m3 {@code [R, H]}, {@code xs} its scales). */
+  private void ffnFp8Quantized(DeviceWeights dw, DeviceBuffer xq, DeviceBuffer xs, int[] offsets, DeviceBuffer mulScale,
+      DeviceBuffer out) {
     boolean bf16 = compute == Compute.BF16;
     long rows = offsets[offsets.length - 1];
     BlockFp8.ScaleRule rule = BlockFp8.ScaleRule.DEEPSEEK;
-    try (DeviceBuffer xq = work.allocate(rows * hidden, "x e4m3");
-        DeviceBuffer xs = work.allocate(4 * rows * ActQuantGpu.scaleCols(hidden), "x 1x128 scales");
-        DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16");
+    try (DeviceBuffer act = work.allocate(2L * rows * dw.ip, "activations bf16");
         DeviceBuffer aq = work.allocate(rows * dw.ip, "activations e4m3");
         DeviceBuffer as = work.allocate(4 * rows * ActQuantGpu.scaleCols(dw.ip), "activations 1x128 scales")) {
-      ActQuantGpu.quantize(rule, ActQuantGpu.Input.BF16, xp, rows, hidden, false, xq, xs, stream);
       GroupedGemmFp8.gemm(work, xq, hidden, xs, offsets, dw.gateUpQ, hidden, dw.gateUpS, 2 * dw.ip, hidden,
           dw.gateUpBias, GroupedGemm.Epilogue.SWIGLU, bf16, activation, mulScale, act, dw.ip);
       ActQuantGpu.quantize(rule, ActQuantGpu.Input.BF16, act, rows, dw.ip, false, aq, as, stream);
@@ -1071,6 +1139,14 @@ public final class MoeLayerGpu implements AutoCloseable {
       closed = true;
       Cuda.setDevice(device);
       try {
+        if (routingHost != null) {
+          routingHost.close();
+          routingHost = null;
+        }
+        if (routingCopied != null) {
+          routingCopied.close();
+          routingCopied = null;
+        }
         for (DeviceWeights dw : new DeviceWeights[] {experts, shared}) {
           if (dw != null) {
             dw.close();
@@ -1088,6 +1164,46 @@ public final class MoeLayerGpu implements AutoCloseable {
         releaseQuietly();
       }
     }
+  }
+
+  /** Stage marks of the calls on this layer (benchmarks; null: none); guarded by this. */
+  private StreamTimeline timeline;
+
+  /**
+   * Records the device and host time of every stage of the following calls into {@code t} (null stops):
+   * a diagnostic for benchmarks ({@code LayerBench}, {@code moespark.bench.trace}); each mark is one CUDA event.
+   */
+  public synchronized void trace(StreamTimeline t) {
+    timeline = t;
+  }
+
+  private void mark(String stage) {
+    if (timeline != null) {
+      timeline.mark(stage, stream);
+    }
+  }
+
+  /** forwardDevice's pinned routing copy, kept across calls (pinned allocations are slow); guarded by this. */
+  private PinnedBuffer routingHost;
+
+  /** Recorded behind forwardDevice's routing copies into {@link #routingHost}; guarded by this. */
+  private CudaEvent routingCopied;
+
+  private CudaEvent routingCopied() {
+    if (routingCopied == null) {
+      routingCopied = CudaEvent.create();
+    }
+    return routingCopied;
+  }
+
+  private PinnedBuffer routingHost(long bytes) {
+    if (routingHost == null || routingHost.size() < bytes) {
+      if (routingHost != null) {
+        routingHost.close();
+      }
+      routingHost = PinnedBuffer.allocate(Math.max(bytes, 1L << 16));
+    }
+    return routingHost;
   }
 
   /** Frees everything after a failed upload; leak reports become suppressed exceptions of {@code cause}. */
