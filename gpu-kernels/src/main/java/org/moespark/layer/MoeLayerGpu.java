@@ -986,11 +986,7 @@ public final class MoeLayerGpu implements AutoCloseable {
             sharedGate == null ? 0 : sharedGate.address(), bf16, yd.address(), stream.handle());
         mark("combine");
       } finally {
-        for (DeviceBuffer b : new DeviceBuffer[] {so, o, xsp, xp, xs, xq}) {
-          if (b != null) {
-            b.close();
-          }
-        }
+        DeviceWeights.closeAll(so, o, xsp, xp, xs, xq);
       }
     }
   }
@@ -1155,11 +1151,7 @@ public final class MoeLayerGpu implements AutoCloseable {
         if (sharedGate != null) {
           sharedGate.close();
         }
-        for (DeviceBuffer b : new DeviceBuffer[] {routerWeight, routerBias, correctionBias}) {
-          if (b != null) {
-            b.close();
-          }
-        }
+        DeviceWeights.closeAll(routerWeight, routerBias, correctionBias);
       } finally {
         releaseQuietly();
       }

@@ -88,9 +88,10 @@ public final class MoePermuteGpu {
 
     // the rows the three row maps are laid out for: exactly the padded total when tokensPerExpert is given,
     // else the most a routemap of `slots` ids can need (each expert pads at most paddingAlignment - 1 rows)
+    int[] offsets = new int[numExperts + 1];
     long layoutRows;
     if (tokensPerExpert != null) {
-      layoutRows = segments(op, tokensPerExpert, paddingAlignment, new int[numExperts + 1]);
+      layoutRows = segments(op, tokensPerExpert, paddingAlignment, offsets);
     } else {
       layoutRows = slots + (long) (paddingAlignment - 1) * numExperts;
       if (layoutRows > OpChecks.MAX_ELEMENTS) {
@@ -127,9 +128,12 @@ public final class MoePermuteGpu {
         throw OpChecks.fail(op, "tokensPerExpert[" + e + "] = " + tokensPerExpert[e]
             + " but expertRoutemapTopk routes " + res[3 + e] + " tokens to expert " + e);
       }
-      int[] counts = tokensPerExpert != null ? tokensPerExpert : Arrays.copyOfRange(res, 3, 3 + numExperts);
-      int[] offsets = new int[numExperts + 1];
-      int rows = (int) segments(op, counts, paddingAlignment, offsets);
+      int[] counts = tokensPerExpert;
+      if (counts == null) {
+        counts = Arrays.copyOfRange(res, 3, 3 + numExperts);
+        segments(op, counts, paddingAlignment, offsets);
+      }
+      int rows = offsets[numExperts];
       long routed = 0;
       for (int c : counts) {
         routed += c;
