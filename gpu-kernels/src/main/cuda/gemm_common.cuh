@@ -591,6 +591,98 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+
+// Bulk tensor store of a box of shared memory (the map's box, its swizzle) to (c0 = column element, c1 = row);
+// elements outside the tensor are not written. Completion is tracked per thread by bulk groups.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, const void* src, int c0, int c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(smem_u32(src)), "r"(c0), "r"(c1)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// This thread's bulk stores have finished reading shared memory (the source may be rewritten).
+__device__ __forceinline__ void bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+// This thread's bulk stores are complete.
+__device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// ---- epilogue through a TMA store (bf16 outputs of the fragment epilogue's options) ---------------------------
+// A consumer warp's 16 rows (its part of the warpgroup's m64 fragment) written as bf16 into the warp's own staging
+// buffer: one 2 KiB chunk per 64 output columns, each 16 rows × 128 bytes in the 128-byte swizzle (the layout a
+// bulk tensor store of a 64-column × 16-row box reads; a thread's pair of a row lands in 16-byte unit
+// (column / 8) ^ (row % 8), so the 32 lanes of a warp hit 32 different banks). Chunks [c_begin, c_end) only.
+// The values and their rounding are fragment_store's / fragment_swiglu's, bit for bit.
+template <int NACC>
+__device__ __forceinline__ void stage_fragment_bf16(uint8_t* buf, const float (&d)[NACC], int lane, int c_begin,
+                                                    int c_end) {
+  const int rr = lane >> 2;
+  const int q = (lane & 3) * 4;
+#pragma unroll
+  for (int ni = 0; ni < NACC / 4; ++ni) {
+    const int c = ni >> 3;
+    if (c < c_begin || c >= c_end) continue;
+    uint8_t* chunk = buf + (c - c_begin) * 2048;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const __nv_bfloat162 v = __floats2bfloat162_rn(d[4 * ni + 2 * half], d[4 * ni + 2 * half + 1]);
+      *reinterpret_cast<__nv_bfloat162*>(chunk + swz128(rr + 8 * half, ni & 7) + q) = v;
+    }
+  }
+}
+
+template <int NACC, bool kRound>
+__device__ __forceinline__ void stage_fragment_swiglu(uint8_t* buf, const float (&d)[NACC], int lane, int c_begin,
+                                                      int c_end) {
+  const int rr = lane >> 2;
+  const int q = (lane & 3) * 4;
+#pragma unroll
+  for (int ni = 0; ni < NACC / 4; ni += 2) {
+    const int o = ni >> 1;  // output 8-column block
+    const int c = o >> 3;
+    if (c < c_begin || c >= c_end) continue;
+    uint8_t* chunk = buf + (c - c_begin) * 2048;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float a0 = swiglu_fast<kRound>(d[4 * ni + 2 * half], d[4 * (ni + 1) + 2 * half]);
+      const float a1 = swiglu_fast<kRound>(d[4 * ni + 2 * half + 1], d[4 * (ni + 1) + 2 * half + 1]);
+      *reinterpret_cast<__nv_bfloat162*>(chunk + swz128(rr + 8 * half, o & 7) + q) = __floats2bfloat162_rn(a0, a1);
+    }
+  }
+}
+
+// The TMA-store epilogue of one consumer warp of a 128×256 persistent kernel (bf16 variant 4, FP8 variant 5): when
+// the warp's 16 rows [wrow, wrow + 16) all lie in the expert's segment, its bf16 outputs (plain STORE_BF16 or
+// SwiGLU, the fragment epilogue's values and roundings) go through its 8 KiB staging buffer `wbuf` (four 2 KiB
+// chunks) to bulk tensor stores of 64-column × 16-row boxes of map_c, issued by lane 0, which then has them in flight
+// (`pending`); the warp does not wait for them, only for their reading of `wbuf` before it stages again. False
+// (nothing done) when a row lies past the segment: the caller stores that warp's outputs itself.
+__device__ __forceinline__ bool tma_store_epilogue(const GroupedGemmArgs& p, const CUtensorMap* map_c,
+                                                   const float (&d)[128], uint8_t* wbuf, const TileCoord& tc,
+                                                   int64_t wrow, int lane, bool& pending) {
+  if (wrow + 16 > tc.seg_end) return false;
+  const bool swiglu = p.epilogue == GemmEpilogue::kSwiGlu;
+  const int chunks = swiglu ? 2 : 4;
+  if (pending) bulk_wait_read0();
+  __syncwarp();
+  if (!swiglu) {
+    stage_fragment_bf16<128>(wbuf, d, lane, 0, 4);
+  } else if (p.round_bf16) {
+    stage_fragment_swiglu<128, true>(wbuf, d, lane, 0, 2);
+  } else {
+    stage_fragment_swiglu<128, false>(wbuf, d, lane, 0, 2);
+  }
+  fence_proxy_async();
+  __syncwarp();
+  if (lane == 0) {
+    const int col0 = static_cast<int>(swiglu ? tc.n0 / 2 : tc.n0);
+    for (int c = 0; c < chunks; ++c) tma_store_2d(map_c, wbuf + c * 2048, col0 + 64 * c, static_cast<int>(wrow));
+    bulk_commit();
+    pending = true;
+  }
+  return true;
+}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // A row-major [rows, cols] matrix (row stride ld elements of elem_bytes) as a TMA tensor map read in
@@ -618,6 +710,19 @@ inline bool encode_2d_map(CUtensorMap* map, CUtensorMapDataType type, int elem_b
   return enc(map, type, 2, const_cast<void*>(ptr), dims, strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
              swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The output tensor map of tma_store_epilogue (64-column × 16-row boxes, 128-byte swizzle) for a launch whose
+// epilogue it handles — bf16 outputs without bias or FP8 scale (plain STORE_BF16, plain SwiGLU: n / 2 columns),
+// 16-byte aligned rows; false (map untouched) for every other launch, which keeps the fragment/staged epilogues.
+inline bool encode_store_map(CUtensorMap* map, const GroupedGemmArgs& g) {
+  const bool swiglu = g.epilogue == GemmEpilogue::kSwiGlu && g.act_silu && g.alpha == 1.0f && g.beta == 0.0f &&
+                      g.limit == INFINITY;
+  if (g.bias != nullptr || g.mul_scale != nullptr || !(swiglu || g.epilogue == GemmEpilogue::kStoreBf16) ||
+      g.ldc % 8 != 0 || (reinterpret_cast<uintptr_t>(g.c) & 15u) != 0) {
+    return false;
+  }
+  return encode_2d_map(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, g.c, g.rows, swiglu ? g.n / 2 : g.n, g.ldc, 64, 16);
 }
 
 }  // namespace gemm

@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs
 
 
 // ---- variant 4: Hopper TMA + warp-specialized wgmma, persistent (sm_90a) -----------------------------
-// 128×256 block tile, BK = 64, a 4-stage shared-memory ring filled by the bulk tensor copy engine (TMA,
+// 128×256 block tile, BK = 64, a 3-stage shared-memory ring filled by the bulk tensor copy engine (TMA,
 // 128-byte swizzle, completion on an mbarrier) from one producer thread; 2 consumer warpgroups each own
 // 64 rows × 256 columns (wgmma m64n256k16, 128 fp32 accumulators per thread) and keep one wgmma group in
 // flight while the next stage lands, releasing each stage through an "empty" mbarrier. The grid is
@@ -248,33 +248,53 @@ __global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs
 // loads the next tile while the consumers run the epilogue. Registers are rebalanced with setmaxnreg
 // (producer 40, consumers 232). Rows past an expert's segment and columns past n are loaded (the next
 // expert's data or the tensor's zero fill) but never stored; k past the end reads the TMA's zero fill.
+//
+// Epilogue: for bf16 outputs without bias or FP8 scale (plain STORE_BF16 and SwiGLU: what the layer runs), a
+// consumer warp whose 16 rows all lie in the expert's segment writes them into its own 8 KiB staging buffer and
+// one lane hands them to the copy engine (bulk tensor stores of 64-column × 16-row boxes; columns past the
+// output are clipped by the tensor map); the warp goes straight on to the next tile's main loop while they are
+// written, and waits for them to have left shared memory only before it stages the next tile. The staging costs
+// the ring its fourth stage, which the main loop does not miss as much as it gained (H100: the FFN 4-11 % faster,
+// DeepSeek-V3's down GEMM 24 %; benchmarks/layer-gpu.md). Every other warp and option stores from the fragments
+// or through the staged epilogue (gemm_common.cuh), with the same bits.
 
 constexpr int T4_BM = 128;
 constexpr int T4_BN = 256;
 constexpr int T4_BK = 64;
-constexpr int T4_STAGES = 4;
 constexpr int T4_A_BYTES = T4_BM * T4_BK * 2;  // 16 KiB
 constexpr int T4_B_BYTES = T4_BN * T4_BK * 2;  // 32 KiB
 constexpr int T4_MAX_EXPERTS = 1024;
-// epilogue staging (gemm_common.cuh): one 64-row × 32-column fp32 buffer per consumer warpgroup
-constexpr int T4_EPI_BYTES = 2 * kEpiStageBytes;
-// tiles (1024-aligned) + epilogue staging + full/empty barriers + the tile prefix [E+1]
-constexpr int T4_SMEM_BYTES =
-    1024 + T4_STAGES * (T4_A_BYTES + T4_B_BYTES) + T4_EPI_BYTES + 2 * T4_STAGES * 8 + 4 * (T4_MAX_EXPERTS + 1);
-static_assert(T4_SMEM_BYTES <= 227 * 1024, "variant 4 shared memory exceeds the sm_90 block limit");
+// Epilogue modes (EPI): 0 = the fragment epilogue (direct stores) or the staged one; 1 = TMA store through one
+// 2 KiB buffer per consumer warp (a chunk of 64 columns at a time: variant 7); 2 = TMA store through 8 KiB per
+// warp (the whole 16 × 256 strip at once: the default).
+// epilogue buffer: the staged epilogue's two 64-row × 32-column fp32 buffers (gemm_common.cuh), or the
+// consumer warps' TMA-store staging
+template <int EPI>
+constexpr int t4_epi_bytes() {
+  return EPI == 2 ? 8 * 8192 : (2 * kEpiStageBytes > 8 * 2048 ? 2 * kEpiStageBytes : 8 * 2048);
+}
+// tiles (1024-aligned) + epilogue buffer + full/empty barriers + the tile prefix [E+1]
+template <int STAGES, int EPI>
+constexpr int t4_smem_bytes() {
+  return 1024 + STAGES * (T4_A_BYTES + T4_B_BYTES) + t4_epi_bytes<EPI>() + 2 * STAGES * 8 + 4 * (T4_MAX_EXPERTS + 1);
+}
+static_assert(t4_smem_bytes<3, 2>() <= 227 * 1024, "variant 4 shared memory exceeds the sm_90 block limit");
+static_assert(t4_smem_bytes<4, 0>() <= 227 * 1024, "variant 6 shared memory exceeds the sm_90 block limit");
+static_assert(t4_smem_bytes<4, 1>() <= 227 * 1024, "variant 7 shared memory exceeds the sm_90 block limit");
 
+template <int STAGES, int EPI>
 __global__ void __launch_bounds__(384, 1)
     grouped_gemm_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                            GroupedGemmArgs p) {
+                            const __grid_constant__ CUtensorMap map_c, bool tma_store, GroupedGemmArgs p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(128) uint8_t t4_smem_raw[];
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(t4_smem_raw) + 1023) & ~uintptr_t(1023));
   uint8_t* sA = base;
-  uint8_t* sB = base + T4_STAGES * T4_A_BYTES;
-  float* epi = reinterpret_cast<float*>(sB + T4_STAGES * T4_B_BYTES);
-  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(epi) + T4_EPI_BYTES);
-  uint64_t* empty = full + T4_STAGES;
-  int32_t* tp = reinterpret_cast<int32_t*>(empty + T4_STAGES);
+  uint8_t* sB = base + STAGES * T4_A_BYTES;
+  float* epi = reinterpret_cast<float*>(sB + STAGES * T4_B_BYTES);
+  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(epi) + t4_epi_bytes<EPI>());
+  uint64_t* empty = full + STAGES;
+  int32_t* tp = reinterpret_cast<int32_t*>(empty + STAGES);
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
@@ -283,7 +303,7 @@ __global__ void __launch_bounds__(384, 1)
   // tile prefix of this kernel's BM×BN tiles
   if (warp == 0) tile_prefix_smem<T4_BM>(p, nt, tp, lane);
   if (tid == 0) {
-    for (int s = 0; s < T4_STAGES; ++s) {
+    for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 1);
       mbar_init(&empty[s], 8);  // lane 0 of each consumer warp
     }
@@ -308,7 +328,7 @@ __global__ void __launch_bounds__(384, 1)
           mbar_arrive_expect_tx(&full[stage], T4_A_BYTES + T4_B_BYTES);
           tma_load_2d(sA + stage * T4_A_BYTES, &map_a, kt * T4_BK, arow, &full[stage]);
           tma_load_2d(sB + stage * T4_B_BYTES, &map_b, kt * T4_BK, brow, &full[stage]);
-          if (++stage == T4_STAGES) {
+          if (++stage == STAGES) {
             stage = 0;
             phase ^= 1u;
           }
@@ -319,6 +339,11 @@ __global__ void __launch_bounds__(384, 1)
     // ---- consumer warpgroups 1, 2: rows (wg - 1)·64 .. +64 of the tile ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     const int wgi = (warp >> 2) - 1;
+    const bool swiglu = p.epilogue == GemmEpilogue::kSwiGlu;
+    // bf16 outputs of this launch's columns: n (STORE_BF16) or n / 2 (SwiGLU), 64 per staging chunk
+    const int out_chunks = swiglu ? T4_BN / 128 : T4_BN / 64;
+    uint8_t* wbuf = reinterpret_cast<uint8_t*>(epi) + (warp - 4) * (EPI == 2 ? 8192 : 2048);
+    bool pending = false;  // lane 0: bulk stores of this warp in flight
     int stage = 0;
     uint32_t phase = 0;
     float d[128];
@@ -338,7 +363,7 @@ __global__ void __launch_bounds__(384, 1)
         wgmma_wait<1>();  // the previous k-tile's group is done: its stage can be refilled
         if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
         prev = stage;
-        if (++stage == T4_STAGES) {
+        if (++stage == STAGES) {
           stage = 0;
           phase ^= 1u;
         }
@@ -347,18 +372,72 @@ __global__ void __launch_bounds__(384, 1)
       if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
       const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
       if (p.variant == 5) continue;  // timing probe: the main loop alone, nothing stored
+      if (EPI == 2 && tma_store &&
+          tma_store_epilogue(p, &map_c, d, wbuf, tc, tc.row0 + wgi * 64 + (warp & 3) * 16, lane, pending)) {
+        continue;
+      }
+      if (EPI == 1 && tma_store) {
+        // variant 7: one 2 KiB chunk at a time through a 2 KiB buffer
+        const int64_t wrow = tc.row0 + wgi * 64 + (warp & 3) * 16;
+        if (wrow + 16 <= tc.seg_end) {
+          const int col0 = static_cast<int>(swiglu ? tc.n0 / 2 : tc.n0);
+          for (int c = 0; c < out_chunks; ++c) {
+            if (pending) bulk_wait_read0();
+            __syncwarp();
+            if (!swiglu) {
+              stage_fragment_bf16<128>(wbuf, d, lane, c, c + 1);
+            } else if (p.round_bf16) {
+              stage_fragment_swiglu<128, true>(wbuf, d, lane, c, c + 1);
+            } else {
+              stage_fragment_swiglu<128, false>(wbuf, d, lane, c, c + 1);
+            }
+            fence_proxy_async();
+            __syncwarp();
+            if (lane == 0) {
+              tma_store_2d(&map_c, wbuf, col0 + 64 * c, static_cast<int>(wrow));
+              bulk_commit();
+              pending = true;
+            }
+          }
+          continue;
+        }
+      }
       staged_epilogue<128>(p, d, epi + wgi * 64 * kEpiLd, tid - 128 * (wgi + 1), warp, lane, tc.e, tc.seg_end,
                            tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
     }
+    if (pending) bulk_wait0();
   }
 #else
   (void)map_a;
   (void)map_b;
+  (void)map_c;
+  (void)tma_store;
   (void)p;
   __trap();
 #endif
 }
 
+// One configuration of variant 4 (ring stages, epilogue mode). False when a tensor map cannot be encoded.
+template <int STAGES, int EPI>
+bool launch_t4(const GroupedGemmArgs& args, int grid, cudaStream_t stream) {
+  constexpr int bytes = t4_smem_bytes<STAGES, EPI>();
+  CUtensorMap map_a;
+  CUtensorMap map_b;
+  if (!encode_2d_map(&map_a, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.a, args.rows, args.k, args.lda, T4_BK, T4_BM) ||
+      !encode_2d_map(&map_b, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.b, static_cast<int64_t>(args.experts) * args.n,
+                     args.k, args.ldb, T4_BK, T4_BN)) {
+    return false;
+  }
+  if (cudaFuncSetAttribute(grouped_gemm_tma_kernel<STAGES, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           bytes) != cudaSuccess) {
+    return true;  // left for the caller's launch check
+  }
+  // TMA store: the bf16 outputs of the fragment epilogue's options, 16-byte aligned rows
+  CUtensorMap map_c{};
+  const bool tma_store = EPI != 0 && encode_store_map(&map_c, args);
+  grouped_gemm_tma_kernel<STAGES, EPI><<<grid, 384, bytes, stream>>>(map_a, map_b, map_c, tma_store, args);
+  return true;
+}
 
 }  // namespace
 
@@ -369,7 +448,7 @@ void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
   bool vec_b = args.ldb % 8 == 0 && args.k % 8 == 0 && aligned16(args.b);
   // The attribute is set per launch (cheap) rather than once: it is per device. A failure is left for
   // the caller's launch check (cudaGetLastError).
-  if ((args.variant == 4 || args.variant == 5) && vec_a && vec_b && args.experts <= T4_MAX_EXPERTS) {
+  if (args.variant >= 4 && vec_a && vec_b && args.experts <= T4_MAX_EXPERTS) {
     int dev = 0;
     int major = 0;
     int sms = 0;
@@ -378,23 +457,22 @@ void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
       return;
     }
-    CUtensorMap map_a;
-    CUtensorMap map_b;
-    if (major == 9 && encode_2d_map(&map_a, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.a, args.rows, args.k, args.lda, T4_BK, T4_BM) &&
-        encode_2d_map(&map_b, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.b, static_cast<int64_t>(args.experts) * args.n,
-                      args.k, args.ldb, T4_BK, T4_BN)) {
-      if (cudaFuncSetAttribute(grouped_gemm_tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T4_SMEM_BYTES) !=
-          cudaSuccess) {
-        return;
-      }
+    if (major == 9) {
       // the host tile count (128×128 tiles) bounds this kernel's (128×256): never more blocks than tiles
       const int grid = args.total_tiles < sms ? args.total_tiles : sms;
-      grouped_gemm_tma_kernel<<<grid, 384, T4_SMEM_BYTES, stream>>>(map_a, map_b, args);
-      return;
+      // 4 (default): the TMA-store epilogue over a 3-stage ring; 6: the fragment epilogue over 4 stages (variant 4
+      // before 2026-11-23, seventh session); 7: 4 stages and a TMA store of one 64-column chunk at a time
+      bool launched;
+      switch (args.variant) {
+        case 6: launched = launch_t4<4, 0>(args, grid, stream); break;
+        case 7: launched = launch_t4<4, 1>(args, grid, stream); break;
+        default: launched = launch_t4<3, 2>(args, grid, stream); break;
+      }
+      if (launched) return;
     }
   }
   // variant 4 where it cannot run (another architecture, > T4_MAX_EXPERTS experts) falls back to 3, then 1
-  if ((args.variant == 3 || args.variant == 4) && vec_a && vec_b) {
+  if (args.variant >= 3 && args.variant != 5 && vec_a && vec_b) {
     int dev = 0;
     int major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||

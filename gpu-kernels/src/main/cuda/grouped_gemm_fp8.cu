@@ -396,28 +396,43 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
 // loads, the 128 threads the scales with cp.async, as variant 3), warpgroups 1 and 2 consume (setmaxnreg
 // 232: 128 + 64 accumulators). The tile prefix of 128×256 tiles is computed in shared memory (at most
 // kFp8V5MaxExperts experts; more fall back to variant 4). A tile whose right half lies past n skips it.
+//
+// Epilogue (EPI = 1, the default configuration): bf16's variant 4's TMA store (gemm::tma_store_epilogue: each
+// consumer warp stages its 16 rows in its own 8 KiB and the copy engine writes them while the warp runs the next
+// tile), which costs the ring its fourth stage; EPI = 0 (variant 6, variant 5 until 2026-11-23): 4 stages, every
+// output stored from the fragments or through the staged epilogue.
 constexpr int V5_BN = 256;
-constexpr int V5_STAGES = 4;
 constexpr int V5_B_STAGE = V5_BN * BK;  // 32 KiB
 constexpr int V5_SCALE_STAGE = BM + 4;  // floats: 128 row scales, then the two weight block scales
 constexpr int kFp8V5MaxExperts = 1024;
-constexpr int V5_SMEM_BYTES = 1024 + V5_STAGES * (A_STAGE + V5_B_STAGE) + V5_STAGES * V5_SCALE_STAGE * 4 +
-                              2 * V5_STAGES * 8 + 2 * kEpiStageBytes + 4 * (kFp8V5MaxExperts + 1);
-static_assert(V5_SMEM_BYTES <= 227 * 1024, "variant 5 shared memory exceeds the sm_90 block limit");
+// the epilogue buffer: the staged epilogue's two fp32 buffers, or (EPI = 1) the consumer warps' 8 × 8 KiB staging
+template <int EPI>
+constexpr int v5_epi_bytes() {
+  return EPI == 1 ? 8 * 8192 : 2 * kEpiStageBytes;
+}
+template <int STAGES, int EPI>
+constexpr int v5_smem_bytes() {
+  return 1024 + STAGES * (A_STAGE + V5_B_STAGE) + v5_epi_bytes<EPI>() + STAGES * V5_SCALE_STAGE * 4 +
+         2 * STAGES * 8 + 4 * (kFp8V5MaxExperts + 1);
+}
+static_assert(v5_smem_bytes<3, 1>() <= 227 * 1024, "variant 5 shared memory exceeds the sm_90 block limit");
+static_assert(v5_smem_bytes<4, 0>() <= 227 * 1024, "variant 6 shared memory exceeds the sm_90 block limit");
 
+template <int V5_STAGES, int EPI>
 __global__ void __launch_bounds__(WS_THREADS, 1)
     grouped_gemm_fp8_wide_kernel(const __grid_constant__ CUtensorMap tma_a, const __grid_constant__ CUtensorMap tma_b,
-                                 GroupedGemmFp8Args p) {
+                                 const __grid_constant__ CUtensorMap map_c, bool tma_store, GroupedGemmFp8Args p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(128) uint8_t fp8_smem5_raw[];
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(fp8_smem5_raw) + 1023) & ~uintptr_t(1023));
   uint8_t* sA = base;
   uint8_t* sB = base + V5_STAGES * A_STAGE;
-  float* sS = reinterpret_cast<float*>(sB + V5_STAGES * V5_B_STAGE);
+  // the epilogue buffer right after the tiles (1024-aligned: the staging's 128-byte swizzle)
+  float* epi = reinterpret_cast<float*>(sB + V5_STAGES * V5_B_STAGE);
+  float* sS = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(epi) + v5_epi_bytes<EPI>());
   uint64_t* full = reinterpret_cast<uint64_t*>(sS + V5_STAGES * V5_SCALE_STAGE);
   uint64_t* empty = full + V5_STAGES;
-  float* epi = reinterpret_cast<float*>(empty + V5_STAGES);  // 2 × kEpiStageBytes (16-byte aligned)
-  int32_t* tp = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(epi) + 2 * kEpiStageBytes);
+  int32_t* tp = reinterpret_cast<int32_t*>(empty + V5_STAGES);
 
   const GroupedGemmArgs& g = p.g;
   const int kblocks = (g.k + BK - 1) / BK;
@@ -480,6 +495,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
   float d[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) d[i] = 0.0f;
+  bool pending = false;  // lane 0: this warp's TMA stores in flight
   int it = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
     const TileCoord tc = schedule_tile_smem<BM, V5_BN, GROUP_M>(g, tp, tile);
@@ -512,15 +528,37 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
     }
+    if (EPI == 1 && tma_store &&
+        tma_store_epilogue(g, &map_c, acc, reinterpret_cast<uint8_t*>(epi) + (warp - 4) * 8192, tc,
+                           tc.row0 + wgi * 64 + (warp & 3) * 16, lane, pending)) {
+      continue;
+    }
     const float* bias = g.bias == nullptr ? nullptr : g.bias + static_cast<int64_t>(tc.e) * g.n;
     staged_epilogue<128>(g, acc, epi + wgi * (kEpiStageBytes / 4), tid - 128 * (wgi + 1), warp, lane, tc.e,
                          tc.seg_end, tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);
   }
+  if (pending) bulk_wait0();
 #else
   (void)tma_a;
   (void)tma_b;
+  (void)map_c;
+  (void)tma_store;
   (void)p;  // never launched: the launcher checks for sm_90 first
 #endif
+}
+
+// One configuration of variant 5 (ring stages, epilogue).
+template <int STAGES, int EPI>
+cudaError_t launch_v5(const GroupedGemmFp8Args& args, const CUtensorMap& ma, const CUtensorMap& mb, int grid,
+                      cudaStream_t stream) {
+  constexpr int bytes = v5_smem_bytes<STAGES, EPI>();
+  cudaError_t err = cudaFuncSetAttribute(grouped_gemm_fp8_wide_kernel<STAGES, EPI>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (err != cudaSuccess) return err;
+  CUtensorMap map_c{};
+  const bool tma_store = EPI == 1 && encode_store_map(&map_c, args.g);
+  grouped_gemm_fp8_wide_kernel<STAGES, EPI><<<grid, WS_THREADS, bytes, stream>>>(ma, mb, map_c, tma_store, args);
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -535,7 +573,7 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
   if (err != cudaSuccess) return err;
   if (major != 9) return cudaErrorNotSupported;
   // per launch (cheap) rather than once: the attribute is per device
-  if (args.variant == 5 && args.g.experts <= kFp8V5MaxExperts) {
+  if ((args.variant == 5 || args.variant == 6) && args.g.experts <= kFp8V5MaxExperts) {
     const GroupedGemmArgs& g = args.g;
     CUtensorMap ma;
     CUtensorMap mb;
@@ -543,15 +581,13 @@ cudaError_t launch_grouped_gemm_fp8(const GroupedGemmFp8Args& args, cudaStream_t
         !encode_2d_map(&mb, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.b, static_cast<int64_t>(g.experts) * g.n, g.k, args.ldb, BK, V5_BN)) {
       return cudaErrorInvalidValue;
     }
-    err = cudaFuncSetAttribute(grouped_gemm_fp8_wide_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, V5_SMEM_BYTES);
-    if (err != cudaSuccess) return err;
     int sms = 0;
     err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
     if (err != cudaSuccess) return err;
     // the host's tile count (128×128 tiles) bounds this kernel's (128×256): never more blocks than tiles
     const int grid = args.g.total_tiles < sms ? args.g.total_tiles : sms;
-    grouped_gemm_fp8_wide_kernel<<<grid, WS_THREADS, V5_SMEM_BYTES, stream>>>(ma, mb, args);
-  } else if (args.variant >= 3) {  // 3, 4, or 5 with more experts than its shared tile prefix holds
+    return args.variant == 6 ? launch_v5<4, 0>(args, ma, mb, grid, stream) : launch_v5<3, 1>(args, ma, mb, grid, stream);
+  } else if (args.variant >= 3) {  // 3, 4, or 5/6 with more experts than its shared tile prefix holds
     const GroupedGemmArgs& g = args.g;
     CUtensorMap ma;
     CUtensorMap mb;

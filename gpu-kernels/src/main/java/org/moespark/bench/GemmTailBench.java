@@ -1,16 +1,24 @@
 package org.moespark.bench;
 
+import java.util.Arrays;
+import java.util.Random;
 import org.moespark.cuda.CudaStream;
 import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
 import org.moespark.cuda.NativeLibrary;
+import org.moespark.layer.GatedActivation;
 import org.moespark.layer.GroupedGemm;
 
 /**
- * Grouped GEMM variant 4 time against the rows per expert (every expert the same count), at DeepSeek-V3's
- * gate/up and down shapes: what an expert's partly filled last 128-row tile costs. Constant bf16 operands
- * (the time does not depend on the values; constant data runs cooler, so absolute rates are
- * optimistic). {@code java -cp "$(cat CLASSPATH_FILE)" org.moespark.bench.GemmTailBench} on the GPU machine.
+ * Grouped GEMM variant 4 time against the rows per expert, at DeepSeek-V3's gate/up (SwiGLU epilogue, as in the layer) and down (bf16 store) shapes: what an
+ * expert's partly filled last 128-row tile costs. Each row of the output is one row-count setting: every expert
+ * the same count, or {@code routed} = the counts of a uniform random top-k routing of T tokens (what the layer
+ * sees: DeepSeek-V3 at T = 16,384, k = 8 gives 512 ± 23 rows per expert). Constant bf16 operands (the time does
+ * not depend on the values; constant data runs cooler, so absolute rates are optimistic).
+ * {@code java -cp "$(cat CLASSPATH_FILE)" org.moespark.bench.GemmTailBench} on the GPU machine; system properties
+ * {@code moespark.bench.rows} (comma list, {@code routed} allowed; default 512,520,560,576,584,640,routed),
+ * {@code moespark.bench.variants} (default 4) and {@code moespark.bench.models} (comma list of
+ * {@code hidden:intermediate:experts:topK}; default DeepSeek-V3's 7168:2048:256:8).
  */
 public final class GemmTailBench {
   private GemmTailBench() {}
@@ -20,39 +28,96 @@ public final class GemmTailBench {
       System.out.println("GemmTailBench: GPU backend " + NativeLibrary.describe());
       System.exit(1);
     }
-    int e = 256;
-    int[][] shapes = {{4096, 7168}, {7168, 2048}};  // n, k
-    int[] per = {512, 520, 560, 576, 584, 640};
+    int tokens = 16384;
+    // hidden:intermediate:experts:topK per model (default DeepSeek-V3); each gives its gate/up and down GEMM
+    String[] models = System.getProperty("moespark.bench.models", "7168:2048:256:8").split(",");
+    String[] per = System.getProperty("moespark.bench.rows", "512,520,560,576,584,640,routed").split(",");
+    int[] variants = Arrays.stream(System.getProperty("moespark.bench.variants", "4").split(","))
+        .mapToInt(Integer::parseInt).toArray();
     try (CudaStream s = CudaStream.create(); DeviceAllocator a = new DeviceAllocator("GemmTailBench", s)) {
-      for (int[] sh : shapes) {
-        int n = sh[0];
-        int k = sh[1];
-        long rowsMax = 640L * e;
-        try (DeviceBuffer x = a.allocate(2 * rowsMax * k, "a"); DeviceBuffer w = a.allocate(2L * e * n * k, "b");
-            DeviceBuffer c = a.allocate(2 * rowsMax * n, "c")) {
-          x.fill(0x3c, s);
-          w.fill(0x3c, s);
-          for (int r : per) {
-            int[] off = new int[e + 1];
-            for (int i = 0; i <= e; i++) {
-              off[i] = i * r;
-            }
-            GroupedGemm.setVariant(4);
-            Runnable run = () -> GroupedGemm.gemm(a, x, k, off, w, k, n, k, null, GroupedGemm.Epilogue.STORE_BF16, true,
-                null, c, n);
+      for (String model : models) {
+        int[] m = Arrays.stream(model.trim().split(":")).mapToInt(Integer::parseInt).toArray();
+        benchModel(a, s, tokens, m[0], m[1], m[2], m[3], per, variants);
+      }
+    } finally {
+      GroupedGemm.setVariant(4);
+    }
+  }
+
+  /** The gate/up (SwiGLU epilogue, n / 2 bf16 activations, as the layer runs it) and down (bf16 store) GEMMs. */
+  private static void benchModel(DeviceAllocator a, CudaStream s, int tokens, int hidden, int inter, int e, int topK,
+      String[] per, int[] variants) {
+    for (int[] sh : new int[][] {{2 * inter, hidden}, {hidden, inter}}) {  // n, k
+      int n = sh[0];
+      int k = sh[1];
+      boolean gateUp = n == 2 * inter;
+      long rowsMax = Math.max((long) tokens * topK, 640L * e);
+      try (DeviceBuffer x = a.allocate(2 * rowsMax * k, "a"); DeviceBuffer w = a.allocate(2L * e * n * k, "b");
+          DeviceBuffer c = a.allocate(2 * rowsMax * n, "c")) {
+        x.fill(0x3c, s);
+        w.fill(0x3c, s);
+        for (String r : per) {
+          int[] off = r.trim().equals("routed") ? routedOffsets(tokens, topK, e, 7)
+              : evenOffsets(e, Integer.parseInt(r.trim()));
+          long tiles = 0;
+          for (int i = 0; i < e; i++) {
+            tiles += (long) ((off[i + 1] - off[i] + 127) / 128) * ((n + 255) / 256);
+          }
+          Runnable run = gateUp
+              ? () -> GroupedGemm.gemm(a, x, k, off, w, k, n, k, null, GroupedGemm.Epilogue.SWIGLU, true,
+                  GatedActivation.SWIGLU, c, n / 2)
+              : () -> GroupedGemm.gemm(a, x, k, off, w, k, n, k, null, GroupedGemm.Epilogue.STORE_BF16, true, null,
+                  c, n);
+          for (int v : variants) {
+            GroupedGemm.setVariant(v);
             run.run();
             float ms = s.time(() -> {
               for (int i = 0; i < 5; i++) {
                 run.run();
               }
             }) / 5;
-            long tiles = (long) e * ((r + 127) / 128) * (n / 256);
-            double tflops = 2.0 * e * r * n * k / (ms * 1e-3) / 1e12;
-            System.out.printf("n %d k %d rows/expert %d: %.3f ms, %.1f TFLOP/s, %d tiles, %.2f us per tile-SM%n", n, k,
-                r, ms, tflops, tiles, ms * 1e3 * 132 / tiles);
+            double tflops = 2.0 * off[e] * n * k / (ms * 1e-3) / 1e12;
+            System.out.printf("v%d %s n %d k %d E %d rows/expert %s (%d rows): %.3f ms, %.1f TFLOP/s, %d tiles, %.2f us "
+                + "per tile-SM%n", v, gateUp ? "gate/up" : "down", n, k, e, r.trim(), off[e], ms, tflops, tiles,
+                ms * 1e3 * 132 / tiles);
           }
         }
       }
     }
+  }
+
+  static int[] evenOffsets(int experts, int rows) {
+    int[] off = new int[experts + 1];
+    for (int i = 0; i <= experts; i++) {
+      off[i] = i * rows;
+    }
+    return off;
+  }
+
+  /** Segment offsets of a uniform random top-k routing: each token picks k distinct experts. */
+  static int[] routedOffsets(int tokens, int topK, int experts, long seed) {
+    Random rnd = new Random(seed);
+    int[] count = new int[experts];
+    boolean[] picked = new boolean[experts];
+    int[] chosen = new int[topK];
+    for (int t = 0; t < tokens; t++) {
+      for (int j = 0; j < topK; j++) {
+        int x;
+        do {
+          x = rnd.nextInt(experts);
+        } while (picked[x]);
+        picked[x] = true;
+        chosen[j] = x;
+        count[x]++;
+      }
+      for (int j = 0; j < topK; j++) {
+        picked[chosen[j]] = false;
+      }
+    }
+    int[] off = new int[experts + 1];
+    for (int i = 0; i < experts; i++) {
+      off[i + 1] = off[i] + count[i];
+    }
+    return off;
   }
 }

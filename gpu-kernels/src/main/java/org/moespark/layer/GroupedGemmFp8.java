@@ -42,7 +42,7 @@ public final class GroupedGemmFp8 {
   /** System property choosing the kernel variant ({@link #setVariant}); default 5. */
   public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
 
-  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 5, 5);
+  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 5, 6);
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that
@@ -55,11 +55,13 @@ public final class GroupedGemmFp8 {
    * persistent grid (one block per SM looping over tiles, so the producer fills the next tile's stages
    * during the epilogue); 5 (the default) = 4 with 128×256 tiles (half the A traffic per FLOP; each k-block
    * runs as two 128-column halves through one partial accumulator, registers rebalanced to the consumers;
-   * more than 1024 experts fall back to 4). The same instructions and promotion order in all five: the same
-   * bits.
+   * more than 1024 experts fall back to 4; since 2026-11-23 (seventh session) a 3-stage ring whose bf16 outputs
+   * are staged per warp and written by TMA bulk stores while the warp runs the next tile, as the bf16 GEMM's
+   * variant 4); 6 = 5 with a 4-stage ring and every output stored from the fragments (variant 5 before). The
+   * same instructions and promotion order in all six: the same bits.
    */
   public static void setVariant(int v) {
-    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 5);
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 6);
   }
 
   /** The kernel variant in use. */

@@ -1,6 +1,8 @@
 package org.moespark.layer;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
@@ -72,9 +74,9 @@ class GroupedGemmFp8GpuTest {
     }
     float[] ref = GroupedGemmFp8.reference(qa, k, sa, off, qb, k, sb, n, k);
     int before = GroupedGemmFp8.variant();
-    float[][] perVariant = new float[5][];
+    float[][] perVariant = new float[6][];
     try {
-      for (int v = 1; v <= 5; v++) {
+      for (int v = 1; v <= 6; v++) {
         GroupedGemmFp8.setVariant(v);
         perVariant[v - 1] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + v);
       }
@@ -85,6 +87,76 @@ class GroupedGemmFp8GpuTest {
     Tolerance.assertBitEqual(perVariant[2], perVariant[0], "FP8 GEMM variant 3 vs variant 1");
     Tolerance.assertBitEqual(perVariant[3], perVariant[0], "FP8 GEMM variant 4 (persistent) vs variant 1");
     Tolerance.assertBitEqual(perVariant[4], perVariant[0], "FP8 GEMM variant 5 (128x256 tiles) vs variant 1");
+    Tolerance.assertBitEqual(perVariant[5], perVariant[0], "FP8 GEMM variant 6 (128x256 tiles, 4 stages) vs variant 1");
+  }
+
+  /**
+   * Variant 5's TMA-store epilogue (a consumer warp stages its 16 bf16 rows in shared memory and the copy engine
+   * writes them when all lie in the expert's segment; the fragment stores otherwise) gives variant 6's bits (every
+   * output from the fragments) for plain STORE_BF16 and SwiGLU: segments of every size around the 16-row strips
+   * and 128-row tiles, a ragged last n-tile, row strides wider than the columns (the gap stays untouched), more
+   * tiles than SMs, a SwiGLU stride that is not a multiple of 8 (no tensor map).
+   */
+  @ParameterizedTest(name = "roundBf16={0}")
+  @Tag("wgmma")
+  @CsvSource({"true", "false"})
+  void tmaStoreEpilogueGivesTheFragmentEpiloguesBits(boolean roundBf16) {
+    Random rnd = new Random(roundBf16 ? 5 : 6);
+    int k = 256;
+    int n = 528;
+    int[] off = Naive.offsets(1, 0, 15, 16, 17, 63, 64, 65, 127, 128, 129, 300, 700, 1000, 2000, 48, 3000);
+    int experts = off.length - 1;
+    int rows = off[experts];
+    float[] x = new float[rows * k];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) rnd.nextGaussian();
+    }
+    float[] w = new float[experts * n * k];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (float) (rnd.nextGaussian() * 2 / Math.sqrt(k));
+    }
+    byte[] qa = new byte[x.length];
+    float[] sa = new float[rows * GroupedGemmFp8.blocks(k)];
+    BlockFp8.quantizeActivationsDeepSeek(x, rows, k, false, qa, sa);
+    byte[] qb = new byte[w.length];
+    float[] sb = new float[experts * GroupedGemmFp8.blocks(n) * GroupedGemmFp8.blocks(k)];
+    GroupedGemmFp8.quantizeWeights(w, experts, n, k, qb, sb);
+    Object[][] cases = {{GroupedGemm.Epilogue.STORE_BF16, n, n}, {GroupedGemm.Epilogue.STORE_BF16, n, n + 24},
+        {GroupedGemm.Epilogue.SWIGLU, n / 2, n / 2}, {GroupedGemm.Epilogue.SWIGLU, n / 2, n / 2 + 8},
+        {GroupedGemm.Epilogue.SWIGLU, n / 2, n / 2 + 2}};
+    int before = GroupedGemmFp8.variant();
+    try (DeviceBuffer da = alloc.upload(qa, "a"); DeviceBuffer dsa = alloc.upload(sa, "sa");
+        DeviceBuffer db = alloc.upload(qb, "b"); DeviceBuffer dsb = alloc.upload(sb, "sb");
+        DeviceBuffer c6 = alloc.allocate(2L * rows * (n + 24), "c6");
+        DeviceBuffer c5 = alloc.allocate(2L * rows * (n + 24), "c5")) {
+      for (Object[] cs : cases) {
+        GroupedGemm.Epilogue ep = (GroupedGemm.Epilogue) cs[0];
+        int cols = (int) cs[1];
+        long ldc = (int) cs[2];
+        GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.SWIGLU : null;
+        short[][] got = new short[2][];
+        for (int i = 0; i < 2; i++) {
+          DeviceBuffer c = i == 0 ? c6 : c5;
+          c.fill(0x7f, stream);
+          GroupedGemmFp8.setVariant(i == 0 ? 6 : 5);
+          GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, null, ep, roundBf16, act, c, ldc);
+          got[i] = c.toShorts((int) (rows * ldc));
+        }
+        String what = "FP8 " + ep + " ldc " + ldc;
+        for (int i = 0; i < got[0].length; i++) {
+          if (got[0][i] != got[1][i]) {
+            long r = i / ldc;
+            fail(what + ": first difference at row " + r + ", column " + (i - r * ldc) + ": variant 6 " + got[0][i]
+                + ", variant 5 " + got[1][i]);
+          }
+          if (i % ldc >= cols) {
+            assertEquals((short) 0x7f7f, got[1][i], what + ": element " + i + " past the columns was written");
+          }
+        }
+      }
+    } finally {
+      GroupedGemmFp8.setVariant(before);
+    }
   }
 
   /** Every epilogue against the CPU definition with the current variant; returns the STORE_F32 output. */

@@ -1,7 +1,9 @@
 package org.moespark.layer;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
@@ -151,7 +153,7 @@ class GroupedGemmGpuTest {
   @ParameterizedTest(name = "variant {0} K={1} N={2}")
   @Tag("wgmma") // run in its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
   @CsvSource({"3, 200, 144", "3, 64, 384", "3, 4096, 256", "4, 200, 144", "4, 64, 384", "4, 4096, 256",
-      "4, 136, 1040", "3, 136, 1040"})
+      "4, 136, 1040", "3, 136, 1040", "6, 200, 144", "6, 136, 1040"})
   void wgmmaVariantMatchesTheNaiveReference(int variant, int k, int n) {
     Random rnd = new Random(k + 7L * n);
     int[] off = n > 1000 ? Naive.offsets(700, 0, 257, 64, 130, 1, 900, 333, 0, 1280)
@@ -237,6 +239,68 @@ class GroupedGemmGpuTest {
         System.out.printf("fragment vs staged SwiGLU epilogue (roundBf16=%b): %d of %d bf16 outputs differ by one ulp%n",
             roundBf16, differ, fb.length);
         assertTrue(differ <= fb.length / 100, differ + " of " + fb.length + " SwiGLU outputs differ (> 1%)");
+      }
+    } finally {
+      GroupedGemm.setVariant(before);
+    }
+  }
+
+  /**
+   * The TMA-store epilogues (variant 4, the default, and 7: a consumer warp stages its 16 bf16 rows in shared memory
+   * and the copy engine writes them, when all 16 lie inside the expert's segment; the fragment stores otherwise) give
+   * the bits of variant 6 (every output stored from the fragments) for plain STORE_BF16 and SwiGLU: segments of
+   * every size around the 16-row warp strips and 128-row tiles, a ragged last n-tile, an output row stride wider
+   * than the columns (the gap must stay untouched), more tiles than SMs (each warp's earlier stores still in flight
+   * when it stages the next tile), and a row stride that is not a multiple of 8 (no tensor map: the fragment path).
+   */
+  @ParameterizedTest(name = "variant {0} roundBf16={1}")
+  @Tag("wgmma")
+  @CsvSource({"4, true", "4, false", "7, true", "7, false"})
+  void tmaStoreEpilogueGivesTheFragmentEpiloguesBits(int variant, boolean roundBf16) {
+    Random rnd = new Random(variant * 31L + (roundBf16 ? 1 : 0));
+    int k = 192;
+    int n = 528; // 2·264: the last 256-column tile is ragged
+    int[] off = Naive.offsets(1, 0, 15, 16, 17, 63, 64, 65, 127, 128, 129, 300, 700, 1000, 2000, 48, 3000);
+    int rows = off[off.length - 1];
+    int experts = off.length - 1;
+    float[] a = bf16Randn(rnd, rows * k, 1.0);
+    float[] b = bf16Randn(rnd, experts * n * k, 2.0 / Math.sqrt(k));
+    int before = GroupedGemm.variant();
+    // (epilogue, output columns, row stride): a gap after the columns; SwiGLU with a stride that is not a multiple of 8
+    Object[][] cases = {{GroupedGemm.Epilogue.STORE_BF16, n, n}, {GroupedGemm.Epilogue.STORE_BF16, n, n + 24},
+        {GroupedGemm.Epilogue.SWIGLU, n / 2, n / 2}, {GroupedGemm.Epilogue.SWIGLU, n / 2, n / 2 + 8},
+        {GroupedGemm.Epilogue.SWIGLU, n / 2, n / 2 + 2}};
+    try (DeviceBuffer da = alloc.upload(Naive.bf16Bits(a), "a"); DeviceBuffer db = alloc.upload(Naive.bf16Bits(b), "b");
+        DeviceBuffer c4 = alloc.allocate(2L * rows * (n + 24), "c4");
+        DeviceBuffer cv = alloc.allocate(2L * rows * (n + 24), "cv")) {
+      for (Object[] cs : cases) {
+        GroupedGemm.Epilogue ep = (GroupedGemm.Epilogue) cs[0];
+        long ldc = (int) cs[2];
+        GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.SWIGLU : null;
+        short[][] got = new short[2][];
+        for (int i = 0; i < 2; i++) {
+          DeviceBuffer c = i == 0 ? c4 : cv;
+          c.fill(0x7f, stream);
+          GroupedGemm.setVariant(i == 0 ? 6 : variant);
+          GroupedGemm.gemm(alloc, da, k, off, db, k, n, k, null, ep, roundBf16, act, c, ldc);
+          got[i] = c.toShorts((int) (rows * ldc));
+        }
+        String what = "variant " + variant + " " + ep + " ldc " + ldc;
+        for (int i = 0; i < got[0].length; i++) {
+          if (got[0][i] != got[1][i]) {
+            long r = i / ldc;
+            fail(what + ": first difference at row " + r + ", column " + (i - r * ldc) + ": variant 6 "
+                + got[0][i] + ", variant " + variant + " " + got[1][i]);
+          }
+        }
+        int gap = 0;
+        for (int i = 0; i < got[1].length; i++) {
+          if (i % ldc >= (int) cs[1]) {
+            gap++;
+            assertEquals((short) 0x7f7f, got[1][i], what + ": element " + i + " past the columns was written");
+          }
+        }
+        assertEquals(rows * (ldc - (int) cs[1]), gap, what + ": gap elements checked");
       }
     } finally {
       GroupedGemm.setVariant(before);
