@@ -266,19 +266,31 @@ constexpr int T4_B_BYTES = T4_BN * T4_BK * 2;  // 32 KiB
 constexpr int T4_MAX_EXPERTS = 1024;
 // Epilogue modes (EPI): 0 = the fragment epilogue (direct stores) or the staged one; 1 = TMA store through one
 // 2 KiB buffer per consumer warp (a chunk of 64 columns at a time: variant 7); 2 = TMA store through 8 KiB per
-// warp (the whole 16 × 256 strip at once: the default).
+// warp (the whole 16 × 256 strip at once); 3 = the same for SwiGLU only (its 128 output columns: 4 KiB per warp,
+// which leaves room for a fourth stage when the tile prefix is at most 256 experts long).
+template <int EPI>
+constexpr int t4_max_experts() {
+  return EPI == 3 ? 256 : T4_MAX_EXPERTS;
+}
+// TMA-store staging per consumer warp
+template <int EPI>
+constexpr int t4_warp_staging() {
+  return EPI == 2 ? 8192 : EPI == 3 ? 4096 : 2048;
+}
 // epilogue buffer: the staged epilogue's two 64-row × 32-column fp32 buffers (gemm_common.cuh), or the
 // consumer warps' TMA-store staging
 template <int EPI>
 constexpr int t4_epi_bytes() {
-  return EPI == 2 ? 8 * 8192 : (2 * kEpiStageBytes > 8 * 2048 ? 2 * kEpiStageBytes : 8 * 2048);
+  return 2 * kEpiStageBytes > 8 * t4_warp_staging<EPI>() ? 2 * kEpiStageBytes : 8 * t4_warp_staging<EPI>();
 }
 // tiles (1024-aligned) + epilogue buffer + full/empty barriers + the tile prefix [E+1]
 template <int STAGES, int EPI>
 constexpr int t4_smem_bytes() {
-  return 1024 + STAGES * (T4_A_BYTES + T4_B_BYTES) + t4_epi_bytes<EPI>() + 2 * STAGES * 8 + 4 * (T4_MAX_EXPERTS + 1);
+  return 1024 + STAGES * (T4_A_BYTES + T4_B_BYTES) + t4_epi_bytes<EPI>() + 2 * STAGES * 8 +
+         4 * (t4_max_experts<EPI>() + 1);
 }
-static_assert(t4_smem_bytes<3, 2>() <= 227 * 1024, "variant 4 shared memory exceeds the sm_90 block limit");
+static_assert(t4_smem_bytes<3, 2>() <= 227 * 1024, "variant 4 (3 stages) shared memory exceeds the sm_90 limit");
+static_assert(t4_smem_bytes<4, 3>() <= 227 * 1024, "variant 4 (4 stages) shared memory exceeds the sm_90 limit");
 static_assert(t4_smem_bytes<4, 0>() <= 227 * 1024, "variant 6 shared memory exceeds the sm_90 block limit");
 static_assert(t4_smem_bytes<4, 1>() <= 227 * 1024, "variant 7 shared memory exceeds the sm_90 block limit");
 
@@ -342,7 +354,7 @@ __global__ void __launch_bounds__(384, 1)
     const bool swiglu = p.epilogue == GemmEpilogue::kSwiGlu;
     // bf16 outputs of this launch's columns: n (STORE_BF16) or n / 2 (SwiGLU), 64 per staging chunk
     const int out_chunks = swiglu ? T4_BN / 128 : T4_BN / 64;
-    uint8_t* wbuf = reinterpret_cast<uint8_t*>(epi) + (warp - 4) * (EPI == 2 ? 8192 : 2048);
+    uint8_t* wbuf = reinterpret_cast<uint8_t*>(epi) + (warp - 4) * t4_warp_staging<EPI>();
     bool pending = false;  // lane 0: bulk stores of this warp in flight
     int stage = 0;
     uint32_t phase = 0;
@@ -372,7 +384,7 @@ __global__ void __launch_bounds__(384, 1)
       if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
       const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
       if (p.variant == 5) continue;  // timing probe: the main loop alone, nothing stored
-      if (EPI == 2 && tma_store &&
+      if ((EPI == 2 || (EPI == 3 && swiglu)) && tma_store &&
           tma_store_epilogue(p, &map_c, d, wbuf, tc, tc.row0 + wgi * 64 + (warp & 3) * 16, lane, pending)) {
         continue;
       }
@@ -434,7 +446,8 @@ bool launch_t4(const GroupedGemmArgs& args, int grid, cudaStream_t stream) {
   }
   // TMA store: the bf16 outputs of the fragment epilogue's options, 16-byte aligned rows
   CUtensorMap map_c{};
-  const bool tma_store = EPI != 0 && encode_store_map(&map_c, args);
+  const bool tma_store =
+      EPI != 0 && (EPI != 3 || args.epilogue == GemmEpilogue::kSwiGlu) && encode_store_map(&map_c, args);
   grouped_gemm_tma_kernel<STAGES, EPI><<<grid, 384, bytes, stream>>>(map_a, map_b, map_c, tma_store, args);
   return true;
 }
@@ -460,13 +473,20 @@ void launch_grouped_gemm(const GroupedGemmArgs& args, cudaStream_t stream) {
     if (major == 9) {
       // the host tile count (128×128 tiles) bounds this kernel's (128×256): never more blocks than tiles
       const int grid = args.total_tiles < sms ? args.total_tiles : sms;
-      // 4 (default): the TMA-store epilogue over a 3-stage ring; 6: the fragment epilogue over 4 stages (variant 4
-      // before 2026-11-23, seventh session); 7: 4 stages and a TMA store of one 64-column chunk at a time
+      // 4 (default): the TMA-store epilogue, over a 4-stage ring for SwiGLU (its staging is half as large) when the
+      // tile prefix fits, else over 3 stages; 6: the fragment epilogue over 4 stages (variant 4 before 2026-11-23,
+      // seventh session); 7: 4 stages and a TMA store of one 64-column chunk at a time; 8: 4 stages, the TMA store
+      // for SwiGLU only
+      const bool swiglu4 = args.epilogue == GemmEpilogue::kSwiGlu && args.experts <= t4_max_experts<3>();
       bool launched;
       switch (args.variant) {
         case 6: launched = launch_t4<4, 0>(args, grid, stream); break;
         case 7: launched = launch_t4<4, 1>(args, grid, stream); break;
-        default: launched = launch_t4<3, 2>(args, grid, stream); break;
+        case 8:
+          launched = args.experts <= t4_max_experts<3>() ? launch_t4<4, 3>(args, grid, stream)
+                                                         : launch_t4<4, 0>(args, grid, stream);
+          break;
+        default: launched = swiglu4 ? launch_t4<4, 3>(args, grid, stream) : launch_t4<3, 2>(args, grid, stream); break;
       }
       if (launched) return;
     }

@@ -40,24 +40,26 @@ public final class GroupedGemm {
   /** System property choosing the kernel variant ({@link #setVariant}); default 4 (TMA + wgmma where it applies). */
   public static final String VARIANT_PROPERTY = "moespark.gemm.variant";
 
-  private static volatile int variant = KernelVariants.initial(GroupedGemm.class, VARIANT_PROPERTY, 4, 7);
+  private static volatile int variant = KernelVariants.initial(GroupedGemm.class, VARIANT_PROPERTY, 4, 8);
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = mma.sync, 8 warps of
    * 64×32 on 128×128 tiles; 2 = mma.sync, 4 warps of 64×64 (the same bits as 1: every output element sees the
    * same k order; slower on the H100); 3 = Hopper wgmma (sm_90a, 2 warpgroups of m64n128k16, cp.async ring,
    * 128×128 tiles); 4 (the default) = Hopper TMA + warp-specialized wgmma (one producer warpgroup, 2
-   * consumer warpgroups of m64n256k16, 3-stage mbarrier ring, 128×256 tiles, a persistent grid; bf16 outputs
-   * staged per warp in shared memory and written by TMA bulk stores while the warp runs the next tile). Variants
+   * consumer warpgroups of m64n256k16, an mbarrier ring, 128×256 tiles, a persistent grid; bf16 outputs staged
+   * per warp in shared memory and written by TMA bulk stores while the warp runs the next tile; 4 ring stages
+   * for SwiGLU with at most 256 experts, else 3, to make room for the staging). Variants
    * 3 and 4 run where the device is sm_90 and {@code lda}, {@code ldb}, {@code k} are multiples of 8 (4 also
    * needs at most 1024 experts, else 3 runs); otherwise variant 1 runs. 3 and 4 are within fp32 rounding of 1,
    * not necessarily bit-identical; each variant is deterministic. 5 is a benchmark probe, not a GEMM: variant
-   * 4's main loop with no epilogue (C is not written). 6 and 7 give 4's bits by other means: 6 = a 4-stage ring
+   * 4's main loop with no epilogue (C is not written). 6, 7 and 8 give 4's bits by other means: 6 = a 4-stage ring
    * and every output stored from the accumulator fragments (variant 4 until 2026-11-23); 7 = 4 stages and the
-   * TMA store one 64-column chunk at a time. H100 timings of all of them: benchmarks/layer-gpu.md.
+   * TMA store one 64-column chunk at a time; 8 = 4 stages, the TMA store for SwiGLU only (at most 256 experts,
+   * else 6). H100 timings of all of them: benchmarks/layer-gpu.md.
    */
   public static void setVariant(int v) {
-    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 7);
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 8);
   }
 
   /** The kernel variant in use. */

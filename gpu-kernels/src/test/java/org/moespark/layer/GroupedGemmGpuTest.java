@@ -255,7 +255,7 @@ class GroupedGemmGpuTest {
    */
   @ParameterizedTest(name = "variant {0} roundBf16={1}")
   @Tag("wgmma")
-  @CsvSource({"4, true", "4, false", "7, true", "7, false"})
+  @CsvSource({"4, true", "4, false", "7, true", "7, false", "8, true", "8, false"})
   void tmaStoreEpilogueGivesTheFragmentEpiloguesBits(int variant, boolean roundBf16) {
     Random rnd = new Random(variant * 31L + (roundBf16 ? 1 : 0));
     int k = 192;

@@ -85,8 +85,8 @@ class GroupedGemmTest {
   @Test
   void unknownKernelVariantsAreRejected() {
     int before = GroupedGemm.variant();
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(8));
-    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1, 2, 3, 4, 5, 6 or 7, got 8"), e.getMessage());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(9));
+    assertTrue(e.getMessage().contains("moespark.gemm.variant must be 1, 2, 3, 4, 5, 6, 7 or 8, got 9"), e.getMessage());
     assertEquals(before, GroupedGemm.variant(), "unchanged after a rejected value");
     e = assertThrows(IllegalArgumentException.class, () -> GroupedGemm.setVariant(0));
     assertTrue(e.getMessage().contains("got 0"), e.getMessage());
