@@ -47,10 +47,10 @@ public final class GemmTailBench {
   /** The gate/up (SwiGLU epilogue, n / 2 bf16 activations, as the layer runs it) and down (bf16 store) GEMMs. */
   private static void benchModel(DeviceAllocator a, CudaStream s, int tokens, int hidden, int inter, int e, int topK,
       String[] per, int[] variants) {
-    for (int[] sh : new int[][] {{2 * inter, hidden}, {hidden, inter}}) {  // n, k
+    for (int[] sh : new int[][] {{2 * inter, hidden, 1}, {hidden, inter, 0}}) {  // n, k, gate/up
       int n = sh[0];
       int k = sh[1];
-      boolean gateUp = n == 2 * inter;
+      boolean gateUp = sh[2] == 1;
       long rowsMax = Math.max((long) tokens * topK, 640L * e);
       try (DeviceBuffer x = a.allocate(2 * rowsMax * k, "a"); DeviceBuffer w = a.allocate(2L * e * n * k, "b");
           DeviceBuffer c = a.allocate(2 * rowsMax * n, "c")) {
