@@ -1219,6 +1219,19 @@ public final class MoeLayerGpu implements AutoCloseable {
     }
   }
 
+  /**
+   * The combine kernel alone, asynchronous on {@code stream} (what {@code runRouted} launches; for its tests): y[t] =
+   * Σ over t's slots in ascending expert id of w·o[rowmap[t, id]], then + the (gated) shared output, in the CPU
+   * layer's order and roundings. Buffers as {@code moe_layer.cuh}'s CombineArgs; shared, x, sharedGate may be null.
+   */
+  static void combine(DeviceBuffer o, long ldo, boolean oBf16, DeviceBuffer ids, DeviceBuffer weights,
+      DeviceBuffer rowmap, int topK, int experts, long tokens, long hidden, DeviceBuffer shared, long lds,
+      DeviceBuffer x, DeviceBuffer sharedGate, boolean bf16, DeviceBuffer y, CudaStream stream) {
+    combine0(o.address(), ldo, oBf16, ids.address(), weights.address(), rowmap.address(), topK, experts, tokens, hidden,
+        shared == null ? 0 : shared.address(), lds, x == null ? 0 : x.address(),
+        sharedGate == null ? 0 : sharedGate.address(), bf16, y.address(), stream.handle());
+  }
+
   private static native void combine0(long o, long ldo, boolean oBf16, long ids, long weights, long rowmap, int topK,
       int experts, long tokens, long hidden, long shared, long lds, long x, long sharedGate, boolean bf16, long y,
       long stream);
