@@ -207,7 +207,7 @@ final class LayerBenchGpu {
         // the whole layer right after the bf16 FFN (the torch baseline times its pipeline right after its FFN too),
         // before the FP8 FFN's runs warm the GPU further
         devSec = layerSeconds(g, s, tokens, out);
-        fp8Ms = FP8 ? fp8Ffn(s, rs, xp, o, offsets, rows, h, iters, out) : Double.NaN;
+        fp8Ms = FP8 ? fp8Ffn(s, rs, xp, o, offsets, rows, h, iters, tokens, devSec, out) : Double.NaN;
       }
       double flops = 6.0 * rows * h * s.inter();
       double tflops = flops / (ffnMs * 1e-3) / 1e12;
@@ -287,7 +287,7 @@ final class LayerBenchGpu {
    * NaN when validation fails (printed).
    */
   private static double fp8Ffn(Shape s, RouterSpec rs, DeviceBuffer xp, DeviceBuffer ref, int[] offsets, long rows,
-      int h, int iters, PrintStream out) {
+      int h, int iters, int tokens, double bf16LayerSec, PrintStream out) {
     int fp8Variant = GroupedGemmFp8.variant();
     try (MoeLayerGpu f = MoeLayerGpu.random(rs, s.inter(), GatedActivation.SWIGLU, false, Compute.BF16,
         GemmPrecision.FP8, 11); DeviceBuffer o8 = f.allocate(2 * rows * h, "fp8 out")) {
@@ -330,6 +330,11 @@ final class LayerBenchGpu {
       }
       out.printf("%-14s fp8 ffn per FP8 GEMM variant:%s (check vs bf16 ffn %.1e; %.1f GiB of e4m3 weights + "
           + "scales)%n", s.name(), per, err, f.weightBytes() / (double) (1L << 30));
+      // the whole FP8 layer (the tokens quantized once before the permute, as forwardDevice runs it), default variant
+      GroupedGemmFp8.setVariant(fp8Variant);
+      double layerSec = layerSeconds(f, s, tokens, out);
+      out.printf("%-14s fp8 layer %.0f tok/s, %.2fx our bf16 layer%n", s.name(), tokens / layerSec,
+          bf16LayerSec / layerSec);
       return best;
     } catch (RuntimeException e) {
       out.printf("%-14s fp8 ffn FAILED: %s%n", s.name(), e);
