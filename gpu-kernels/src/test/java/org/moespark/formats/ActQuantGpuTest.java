@@ -1,42 +1,19 @@
 package org.moespark.formats;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /** The GPU 1x128 activation quantization against BlockFp8 (1x128 blocks), bit for bit. */
 @Tag("gpu")
-class ActQuantGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("ActQuantGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class ActQuantGpuTest extends DeviceTest {
   /** Values over many binades, some zero groups, some tiny groups (below DeepSeek's 1e-4 floor). */
   static float[] data(SplittableRandom rnd, int rows, int cols) {
     float[] x = new float[rows * cols];

@@ -2,40 +2,18 @@ package org.moespark.formats;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /** Every GPU conversion must produce exactly the CPU's bits. */
 @Tag("gpu")
-class FormatsGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("FormatsGpuTest", stream);
-  }
-
-  @AfterAll
-  static void release() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class FormatsGpuTest extends DeviceTest {
   /** Special floats, every bf16 upper half with a few lower halves, and random floats of all exponents. */
   private static float[] inputs() {
     float[] probes = FormatReference.probes(3, 7, 0x7E, 17, 0);

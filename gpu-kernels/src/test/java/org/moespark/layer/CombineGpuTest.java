@@ -1,18 +1,12 @@
 package org.moespark.layer;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /**
@@ -24,25 +18,7 @@ import org.moespark.testing.Tolerance;
  * and the device's expf) is covered by the layer tests within tolerance.
  */
 @Tag("gpu")
-class CombineGpuTest {
-  private CudaStream stream;
-  private DeviceAllocator alloc;
-
-  @BeforeEach
-  void setUp() {
-    assumeTrue(NativeLibrary.isAvailable(), NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("CombineGpuTest", stream);
-  }
-
-  @AfterEach
-  void tearDown() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class CombineGpuTest extends DeviceTest {
   @ParameterizedTest(name = "T={0} H={1} E={2} k={3} oBf16={4} bf16={5} shared={6}")
   @CsvSource({"300, 7168, 256, 8, true, true, true", "3000, 2048, 128, 8, true, true, false",
       "2500, 4096, 8, 2, false, false, false", "2000, 40, 64, 40, true, false, true", "700, 45, 16, 5, false, true, true",

@@ -1,21 +1,15 @@
 package org.moespark.layer;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
 import org.moespark.formats.Mxfp;
 import org.moespark.formats.Nvfp4;
 import org.moespark.model.WeightTensor;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /**
@@ -27,25 +21,7 @@ import org.moespark.testing.Tolerance;
  * k-tile, N with a ragged last n-tile, more tiles than SMs. Outputs are poisoned before each run.
  */
 @Tag("gpu")
-class GroupedGemmFp4GpuTest {
-  private CudaStream stream;
-  private DeviceAllocator alloc;
-
-  @BeforeEach
-  void setUp() {
-    assumeTrue(NativeLibrary.isAvailable(), NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("GroupedGemmFp4GpuTest", stream);
-  }
-
-  @AfterEach
-  void tearDown() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class GroupedGemmFp4GpuTest extends DeviceTest {
   @ParameterizedTest(name = "variant {0} {1} K={2} N={3}")
   @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
   @CsvSource({"1, MXFP4, 64, 256", "1, NVFP4, 64, 256", "1, MXFP4, 224, 144", "1, NVFP4, 224, 144",

@@ -3,20 +3,15 @@ package org.moespark.layer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
 import org.moespark.formats.BlockFp8;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /**
@@ -26,25 +21,7 @@ import org.moespark.testing.Tolerance;
  * n-tile, every epilogue; outputs poisoned before each run so that unwritten elements show.
  */
 @Tag("gpu")
-class GroupedGemmFp8GpuTest {
-  private CudaStream stream;
-  private DeviceAllocator alloc;
-
-  @BeforeEach
-  void setUp() {
-    assumeTrue(NativeLibrary.isAvailable(), NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("GroupedGemmFp8GpuTest", stream);
-  }
-
-  @AfterEach
-  void tearDown() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class GroupedGemmFp8GpuTest extends DeviceTest {
   @ParameterizedTest(name = "K={0} N={1}")
   @Tag("wgmma") // its own JVM first on the GPU machine: a faulting kernel poisons the CUDA context
   @CsvSource({"128, 256", "208, 144", "1040, 130", "4096, 384", "256, 2320"}) // the last: 152 tiles > 132 SMs

@@ -4,20 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /**
@@ -27,25 +22,7 @@ import org.moespark.testing.Tolerance;
  * paths, every epilogue.
  */
 @Tag("gpu")
-class GroupedGemmGpuTest {
-  private CudaStream stream;
-  private DeviceAllocator alloc;
-
-  @BeforeEach
-  void setUp() {
-    assumeTrue(NativeLibrary.isAvailable(), NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("GroupedGemmGpuTest", stream);
-  }
-
-  @AfterEach
-  void tearDown() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class GroupedGemmGpuTest extends DeviceTest {
   /** bf16-representable random values. */
   private static float[] bf16Randn(Random r, int n, double std) {
     float[] a = new float[n];

@@ -1,43 +1,20 @@
 package org.moespark.ops;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /** The GPU fused_transpose_split_quant against FusedTransposeSplitQuant, bit for bit, per expert. */
 @Tag("gpu")
-class FusedTransposeSplitQuantGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("FusedTransposeSplitQuantGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class FusedTransposeSplitQuantGpuTest extends DeviceTest {
   static short[] bf16Data(SplittableRandom rnd, int m, int k) {
     short[] x = new short[m * k];
     for (int i = 0; i < x.length; i++) {

@@ -1,43 +1,20 @@
 package org.moespark.ops;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /** The GPU moe_dispatch against MoeDispatch: maps and rows bit for bit, weights within fp32 tolerance. */
 @Tag("gpu")
-class MoeDispatchGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("MoeDispatchGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close();
-      stream.close();
-    }
-  }
-
+class MoeDispatchGpuTest extends DeviceTest {
   /**
    * Gating values on a grid: each row is a random permutation of {@code -4 + 8·i/E} (i < E), so
    * distinct values are at least 8/E apart (≥ 1.5% in probability) and no softmax selection is a

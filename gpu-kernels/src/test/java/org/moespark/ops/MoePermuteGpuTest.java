@@ -4,41 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
+import org.moespark.testing.DeviceTest;
 
 /** The GPU Paddle permute/unpermute against the CPU reference, bit for bit. */
 @Tag("gpu")
-class MoePermuteGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("MoePermuteGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close();  // fails the run on a leaked buffer
-      stream.close();
-    }
-  }
-
+class MoePermuteGpuTest extends DeviceTest {
   /** A routemap with distinct experts per token, some empty slots and some tokens routed nowhere. */
   static int[] route(SplittableRandom rnd, int tokens, int topK, int experts) {
     int[] r = new int[tokens * topK];

@@ -2,22 +2,18 @@ package org.moespark.ops;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
 import org.moespark.formats.Bf16;
 import org.moespark.ops.RoutingGpu.LogitsType;
+import org.moespark.testing.DeviceTest;
 import org.moespark.testing.Tolerance;
 
 /**
@@ -26,25 +22,7 @@ import org.moespark.testing.Tolerance;
  * see {@link RoutingGpu}); exact ties are kept and must resolve to the lower index on both sides.
  */
 @Tag("gpu")
-class RoutingGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("RoutingGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close();  // fails the run on a leaked buffer
-      stream.close();
-    }
-  }
-
+class RoutingGpuTest extends DeviceTest {
   /** True if two of the k+1 largest keys are different but within a relative 1e-5 (a near-tie). */
   static boolean nearTie(double[] keys, int k) {
     double[] s = keys.clone();

@@ -2,7 +2,6 @@ package org.moespark.ops;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.moespark.ops.TeGpuTesting.assertFloats;
 import static org.moespark.ops.TeGpuTesting.assertInts;
 import static org.moespark.ops.TeGpuTesting.assertShorts;
@@ -10,17 +9,13 @@ import static org.moespark.ops.TeGpuTesting.up;
 import static org.moespark.ops.TeTestSupport.assertRejects;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
+import org.moespark.testing.DeviceTest;
 
 /**
  * {@link TeMaskPermuteGpu} against the CPU reference {@link TeMaskPermute}, bit for bit, over the
@@ -29,25 +24,7 @@ import org.moespark.cuda.NativeLibrary;
  * padding to 1, 4, 16 and 128 rows).
  */
 @Tag("gpu")
-class TeMaskPermuteGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("TeMaskPermuteGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close(); // fails the run on a leaked buffer
-      stream.close();
-    }
-  }
-
+class TeMaskPermuteGpuTest extends DeviceTest {
   @ParameterizedTest(name = "N={0} E={1} topK={2}")
   @MethodSource("org.moespark.ops.TeMaskPermuteTest#sweep")
   void sweepMatchesCpuBitForBit(int n, int numExperts, int topK) {

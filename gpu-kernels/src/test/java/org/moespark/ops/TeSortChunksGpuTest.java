@@ -1,23 +1,18 @@
 package org.moespark.ops;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.moespark.ops.TeGpuTesting.assertFloats;
 import static org.moespark.ops.TeGpuTesting.assertInts;
 import static org.moespark.ops.TeGpuTesting.assertShorts;
 import static org.moespark.ops.TeGpuTesting.up;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.moespark.cuda.CudaStream;
-import org.moespark.cuda.DeviceAllocator;
 import org.moespark.cuda.DeviceBuffer;
-import org.moespark.cuda.NativeLibrary;
+import org.moespark.testing.DeviceTest;
 
 /**
  * {@link TeSortChunksGpu} against the CPU reference {@link TeSortChunks}, bit for bit, over the
@@ -25,25 +20,7 @@ import org.moespark.cuda.NativeLibrary;
  * empty chunks, an unsorted tail), plus random permutations and wide rows.
  */
 @Tag("gpu")
-class TeSortChunksGpuTest {
-  private static CudaStream stream;
-  private static DeviceAllocator alloc;
-
-  @BeforeAll
-  static void gpu() {
-    assumeTrue(NativeLibrary.isAvailable(), () -> "GPU backend " + NativeLibrary.describe());
-    stream = CudaStream.create();
-    alloc = new DeviceAllocator("TeSortChunksGpuTest", stream);
-  }
-
-  @AfterAll
-  static void close() {
-    if (alloc != null) {
-      alloc.close(); // fails the run on a leaked buffer
-      stream.close();
-    }
-  }
-
+class TeSortChunksGpuTest extends DeviceTest {
   @ParameterizedTest(name = "N={0} E={1} tp={2}")
   @MethodSource("org.moespark.ops.TeSortChunksTest#tpCases")
   void tpRegroupingMatchesCpuBitForBit(int n, int numExperts, int tp) {
