@@ -382,14 +382,18 @@ __device__ __forceinline__ float swiglu_fast(float g, float u) {
   return __fmul_rn(__fmul_rn(g, sigmoid_fast(g)), __fadd_rn(u, 0.0f));
 }
 
+// The activation options of plain SwiGLU: silu on the gate, no clamp, slope or offset (bias and FP8 scale are
+// checked apart). Host and device: the TMA-store map (encode_store_map) follows the same rule.
+__host__ __device__ __forceinline__ bool plain_activation(const GroupedGemmArgs& p) {
+  return p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY;
+}
+
 // Whether fragment_epilogue handles this launch: the plain options above and 4-byte (bf16) / 8-byte (fp32)
 // aligned output rows.
 __device__ __forceinline__ bool fragment_epilogue_applies(const GroupedGemmArgs& p, const float* bias) {
   if (bias != nullptr || p.mul_scale != nullptr || (p.ldc & 1) != 0) return false;
   const uintptr_t c = reinterpret_cast<uintptr_t>(p.c);
-  if (p.epilogue == GemmEpilogue::kSwiGlu) {
-    return (c & 3u) == 0 && p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY;
-  }
+  if (p.epilogue == GemmEpilogue::kSwiGlu) return (c & 3u) == 0 && plain_activation(p);
   if (p.epilogue == GemmEpilogue::kStoreBf16) return (c & 3u) == 0;
   return (c & 7u) == 0;  // kStoreF32
 }
@@ -464,8 +468,7 @@ __device__ __forceinline__ void staged_epilogue(const GroupedGemmArgs& p, const 
     return;
   }
   const int c_frag = 2 * (lane & 3);
-  const bool plain = p.act_silu && p.alpha == 1.0f && p.beta == 0.0f && p.limit == INFINITY && bias == nullptr &&
-                     p.mul_scale == nullptr;
+  const bool plain = plain_activation(p) && bias == nullptr && p.mul_scale == nullptr;
 #pragma unroll 1
   for (int c = 0; c < NACC / 16; ++c) {
     switch (c) {
@@ -654,32 +657,39 @@ __device__ __forceinline__ void stage_fragment_swiglu(uint8_t* buf, const float 
 
 // The TMA-store epilogue of one consumer warp of a 128×256 persistent kernel (bf16 variant 4, FP8 variant 5): when
 // the warp's 16 rows [wrow, wrow + 16) all lie in the expert's segment, its bf16 outputs (plain STORE_BF16 or
-// SwiGLU, the fragment epilogue's values and roundings) go through its 8 KiB staging buffer `wbuf` (four 2 KiB
-// chunks) to bulk tensor stores of 64-column × 16-row boxes of map_c, issued by lane 0, which then has them in flight
-// (`pending`); the warp does not wait for them, only for their reading of `wbuf` before it stages again. False
-// (nothing done) when a row lies past the segment: the caller stores that warp's outputs itself.
+// SwiGLU, the fragment epilogue's values and roundings: four or two 64-column chunks of 2 KiB) go through its staging
+// buffer `wbuf` to bulk tensor stores of 64-column × 16-row boxes of map_c, issued by lane 0, which then has them in
+// flight (`pending`). PER chunks are staged at a time (`wbuf` holds PER · 2 KiB): with all of them (PER ≥ the output's
+// chunks) the warp does not wait for its stores, only for their reading of `wbuf` before it stages the next tile;
+// with fewer (bf16 variant 7: PER = 1) it waits for that between rounds. False (nothing done) when a row lies past
+// the segment: the caller stores that warp's outputs itself.
+template <int PER>
 __device__ __forceinline__ bool tma_store_epilogue(const GroupedGemmArgs& p, const CUtensorMap* map_c,
                                                    const float (&d)[128], uint8_t* wbuf, const TileCoord& tc,
                                                    int64_t wrow, int lane, bool& pending) {
   if (wrow + 16 > tc.seg_end) return false;
   const bool swiglu = p.epilogue == GemmEpilogue::kSwiGlu;
   const int chunks = swiglu ? 2 : 4;
-  if (pending) bulk_wait_read0();
-  __syncwarp();
-  if (!swiglu) {
-    stage_fragment_bf16<128>(wbuf, d, lane, 0, 4);
-  } else if (p.round_bf16) {
-    stage_fragment_swiglu<128, true>(wbuf, d, lane, 0, 2);
-  } else {
-    stage_fragment_swiglu<128, false>(wbuf, d, lane, 0, 2);
-  }
-  fence_proxy_async();
-  __syncwarp();
-  if (lane == 0) {
-    const int col0 = static_cast<int>(swiglu ? tc.n0 / 2 : tc.n0);
-    for (int c = 0; c < chunks; ++c) tma_store_2d(map_c, wbuf + c * 2048, col0 + 64 * c, static_cast<int>(wrow));
-    bulk_commit();
-    pending = true;
+  const int col0 = static_cast<int>(swiglu ? tc.n0 / 2 : tc.n0);
+  for (int c0 = 0; c0 < chunks; c0 += PER) {
+    if (pending) bulk_wait_read0();
+    __syncwarp();
+    if (!swiglu) {
+      stage_fragment_bf16<128>(wbuf, d, lane, c0, c0 + PER);
+    } else if (p.round_bf16) {
+      stage_fragment_swiglu<128, true>(wbuf, d, lane, c0, c0 + PER);
+    } else {
+      stage_fragment_swiglu<128, false>(wbuf, d, lane, c0, c0 + PER);
+    }
+    fence_proxy_async();
+    __syncwarp();
+    if (lane == 0) {
+      for (int c = c0; c < c0 + PER && c < chunks; ++c) {
+        tma_store_2d(map_c, wbuf + (c - c0) * 2048, col0 + 64 * c, static_cast<int>(wrow));
+      }
+      bulk_commit();
+      pending = true;
+    }
   }
   return true;
 }
@@ -716,8 +726,7 @@ inline bool encode_2d_map(CUtensorMap* map, CUtensorMapDataType type, int elem_b
 // epilogue it handles — bf16 outputs without bias or FP8 scale (plain STORE_BF16, plain SwiGLU: n / 2 columns),
 // 16-byte aligned rows; false (map untouched) for every other launch, which keeps the fragment/staged epilogues.
 inline bool encode_store_map(CUtensorMap* map, const GroupedGemmArgs& g) {
-  const bool swiglu = g.epilogue == GemmEpilogue::kSwiGlu && g.act_silu && g.alpha == 1.0f && g.beta == 0.0f &&
-                      g.limit == INFINITY;
+  const bool swiglu = g.epilogue == GemmEpilogue::kSwiGlu && plain_activation(g);
   if (g.bias != nullptr || g.mul_scale != nullptr || !(swiglu || g.epilogue == GemmEpilogue::kStoreBf16) ||
       g.ldc % 8 != 0 || (reinterpret_cast<uintptr_t>(g.c) & 15u) != 0) {
     return false;

@@ -253,10 +253,11 @@ __global__ void __launch_bounds__(256) grouped_gemm_wgmma_kernel(GroupedGemmArgs
 // consumer warp whose 16 rows all lie in the expert's segment writes them into its own 8 KiB staging buffer and
 // one lane hands them to the copy engine (bulk tensor stores of 64-column × 16-row boxes; columns past the
 // output are clipped by the tensor map); the warp goes straight on to the next tile's main loop while they are
-// written, and waits for them to have left shared memory only before it stages the next tile. The staging costs
-// the ring its fourth stage, which the main loop does not miss as much as it gained (H100: the FFN 4-11 % faster,
-// DeepSeek-V3's down GEMM 24 %; benchmarks/layer-gpu.md). Every other warp and option stores from the fragments
-// or through the staged epilogue (gemm_common.cuh), with the same bits.
+// written, and waits for them to have left shared memory only before it stages the next tile. A STORE_BF16 strip's
+// staging costs the ring its fourth stage; SwiGLU's half-width strip fits beside 4 stages when the tile prefix is cut
+// to 256 experts (H100: the FFN 4-17 % faster, DeepSeek-V3's down GEMM 7.75 → 5.75 ms; benchmarks/layer-gpu.md).
+// Every other warp and option stores from the fragments or through the staged epilogue (gemm_common.cuh), with the
+// same bits.
 
 constexpr int T4_BM = 128;
 constexpr int T4_BN = 256;
@@ -352,8 +353,6 @@ __global__ void __launch_bounds__(384, 1)
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     const int wgi = (warp >> 2) - 1;
     const bool swiglu = p.epilogue == GemmEpilogue::kSwiGlu;
-    // bf16 outputs of this launch's columns: n (STORE_BF16) or n / 2 (SwiGLU), 64 per staging chunk
-    const int out_chunks = swiglu ? T4_BN / 128 : T4_BN / 64;
     uint8_t* wbuf = reinterpret_cast<uint8_t*>(epi) + (warp - 4) * t4_warp_staging<EPI>();
     bool pending = false;  // lane 0: bulk stores of this warp in flight
     int stage = 0;
@@ -384,35 +383,11 @@ __global__ void __launch_bounds__(384, 1)
       if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
       const float* bias = p.bias == nullptr ? nullptr : p.bias + static_cast<int64_t>(tc.e) * p.n;
       if (p.variant == 5) continue;  // timing probe: the main loop alone, nothing stored
-      if ((EPI == 2 || (EPI == 3 && swiglu)) && tma_store &&
-          tma_store_epilogue(p, &map_c, d, wbuf, tc, tc.row0 + wgi * 64 + (warp & 3) * 16, lane, pending)) {
+      // EPI 1 stages one 64-column chunk at a time, 2 and 3 the whole strip (3: SwiGLU only, whose strip is half)
+      if (EPI != 0 && (EPI != 3 || swiglu) && tma_store &&
+          tma_store_epilogue<EPI == 1 ? 1 : 4>(p, &map_c, d, wbuf, tc, tc.row0 + wgi * 64 + (warp & 3) * 16, lane,
+                                                pending)) {
         continue;
-      }
-      if (EPI == 1 && tma_store) {
-        // variant 7: one 2 KiB chunk at a time through a 2 KiB buffer
-        const int64_t wrow = tc.row0 + wgi * 64 + (warp & 3) * 16;
-        if (wrow + 16 <= tc.seg_end) {
-          const int col0 = static_cast<int>(swiglu ? tc.n0 / 2 : tc.n0);
-          for (int c = 0; c < out_chunks; ++c) {
-            if (pending) bulk_wait_read0();
-            __syncwarp();
-            if (!swiglu) {
-              stage_fragment_bf16<128>(wbuf, d, lane, c, c + 1);
-            } else if (p.round_bf16) {
-              stage_fragment_swiglu<128, true>(wbuf, d, lane, c, c + 1);
-            } else {
-              stage_fragment_swiglu<128, false>(wbuf, d, lane, c, c + 1);
-            }
-            fence_proxy_async();
-            __syncwarp();
-            if (lane == 0) {
-              tma_store_2d(&map_c, wbuf, col0 + 64 * c, static_cast<int>(wrow));
-              bulk_commit();
-              pending = true;
-            }
-          }
-          continue;
-        }
       }
       staged_epilogue<128>(p, d, epi + wgi * 64 * kEpiLd, tid - 128 * (wgi + 1), warp, lane, tc.e, tc.seg_end,
                            tc.row0 + wgi * 64, tc.n0, bias, 1 + wgi);

@@ -529,7 +529,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1)
       if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with the stage (tiles and scales)
     }
     if (EPI == 1 && tma_store &&
-        tma_store_epilogue(g, &map_c, acc, reinterpret_cast<uint8_t*>(epi) + (warp - 4) * 8192, tc,
+        tma_store_epilogue<4>(g, &map_c, acc, reinterpret_cast<uint8_t*>(epi) + (warp - 4) * 8192, tc,
                            tc.row0 + wgi * 64 + (warp & 3) * 16, lane, pending)) {
       continue;
     }
