@@ -981,9 +981,8 @@ public final class MoeLayerGpu implements AutoCloseable {
           }
           mark("shared expert");
         }
-        combine0(o.address(), hidden, bf16, ids.address(), w.address(), maps.rowmap.address(), topK, numExperts,
-            tokens, hidden, so == null ? 0 : so.address(), hidden, xd.address(),
-            sharedGate == null ? 0 : sharedGate.address(), bf16, yd.address(), stream.handle());
+        combine(o, hidden, bf16, ids, w, maps.rowmap, topK, numExperts, tokens, hidden, so, hidden, xd, sharedGate, bf16,
+            yd, stream);
         mark("combine");
       } finally {
         DeviceWeights.closeAll(so, o, xsp, xp, xs, xq);
@@ -1220,7 +1219,7 @@ public final class MoeLayerGpu implements AutoCloseable {
   }
 
   /**
-   * The combine kernel alone, asynchronous on {@code stream} (what {@code runRouted} launches; for its tests): y[t] =
+   * The combine kernel, asynchronous on {@code stream} ({@code runRouted}'s last step; its tests launch it alone): y[t] =
    * Σ over t's slots in ascending expert id of w·o[rowmap[t, id]], then + the (gated) shared output, in the CPU
    * layer's order and roundings. Buffers as {@code moe_layer.cuh}'s CombineArgs; shared, x, sharedGate may be null.
    */

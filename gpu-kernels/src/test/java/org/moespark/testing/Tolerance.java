@@ -79,4 +79,34 @@ public enum Tolerance {
       }
     }
   }
+
+  /**
+   * Two 16-bit row-major outputs of row stride {@code ldc} are equal bit for bit (the first difference named by row
+   * and column), and in {@code actual} the elements past {@code cols} in every row still hold {@code untouched} (the
+   * poison written before the run: nothing was stored past the output's columns).
+   */
+  public static void assertBitEqualRows(short[] actual, short[] expected, long ldc, int cols, short untouched,
+      String what) {
+    if (actual.length != expected.length) {
+      fail(what + ": length mismatch: expected " + expected.length + ", got " + actual.length);
+    }
+    long gap = 0;
+    for (int i = 0; i < actual.length; i++) {
+      long r = i / ldc;
+      if (actual[i] != expected[i]) {
+        fail(String.format("%s: first difference at row %d, column %d: expected 0x%04x, got 0x%04x", what, r,
+            i - r * ldc, expected[i], actual[i]));
+      }
+      if (i - r * ldc >= cols) {
+        gap++;
+        if (actual[i] != untouched) {
+          fail(String.format("%s: element %d (row %d, column %d) past the %d columns was written: 0x%04x", what, i, r,
+              i - r * ldc, cols, actual[i]));
+        }
+      }
+    }
+    if (gap != actual.length / ldc * (ldc - cols)) {
+      fail(what + ": " + gap + " gap elements checked, expected " + actual.length / ldc * (ldc - cols));
+    }
+  }
 }
