@@ -655,31 +655,32 @@ __device__ __forceinline__ void stage_fragment_swiglu(uint8_t* buf, const float 
   }
 }
 
-// The TMA-store epilogue of one consumer warp of a 128×256 persistent kernel (bf16 variant 4, FP8 variant 5): when
-// the warp's 16 rows [wrow, wrow + 16) all lie in the expert's segment, its bf16 outputs (plain STORE_BF16 or
-// SwiGLU, the fragment epilogue's values and roundings: four or two 64-column chunks of 2 KiB) go through its staging
+// The TMA-store epilogue of one consumer warp of a persistent kernel (NACC = 128: 128×256 tiles, bf16 variant 4, FP8
+// variant 5; NACC = 64: 128×128 tiles, FP8 variant 11): when the warp's 16 rows [wrow, wrow + 16) all lie in the
+// expert's segment, its bf16 outputs (plain STORE_BF16 or SwiGLU, the fragment epilogue's values and roundings: NACC / 32
+// or NACC / 64 chunks of 64 columns, 2 KiB each) go through its staging
 // buffer `wbuf` to bulk tensor stores of 64-column × 16-row boxes of map_c, issued by lane 0, which then has them in
 // flight (`pending`). PER chunks are staged at a time (`wbuf` holds PER · 2 KiB): with all of them (PER ≥ the output's
 // chunks) the warp does not wait for its stores, only for their reading of `wbuf` before it stages the next tile;
 // with fewer (bf16 variant 7: PER = 1) it waits for that between rounds. False (nothing done) when a row lies past
 // the segment: the caller stores that warp's outputs itself.
-template <int PER>
+template <int PER, int NACC = 128>
 __device__ __forceinline__ bool tma_store_epilogue(const GroupedGemmArgs& p, const CUtensorMap* map_c,
-                                                   const float (&d)[128], uint8_t* wbuf, const TileCoord& tc,
+                                                   const float (&d)[NACC], uint8_t* wbuf, const TileCoord& tc,
                                                    int64_t wrow, int lane, bool& pending) {
   if (wrow + 16 > tc.seg_end) return false;
   const bool swiglu = p.epilogue == GemmEpilogue::kSwiGlu;
-  const int chunks = swiglu ? 2 : 4;
+  const int chunks = swiglu ? NACC / 64 : NACC / 32;  // 64-column chunks of the outputs (NACC / 2 columns)
   const int col0 = static_cast<int>(swiglu ? tc.n0 / 2 : tc.n0);
   for (int c0 = 0; c0 < chunks; c0 += PER) {
     if (pending) bulk_wait_read0();
     __syncwarp();
     if (!swiglu) {
-      stage_fragment_bf16<128>(wbuf, d, lane, c0, c0 + PER);
+      stage_fragment_bf16<NACC>(wbuf, d, lane, c0, c0 + PER);
     } else if (p.round_bf16) {
-      stage_fragment_swiglu<128, true>(wbuf, d, lane, c0, c0 + PER);
+      stage_fragment_swiglu<NACC, true>(wbuf, d, lane, c0, c0 + PER);
     } else {
-      stage_fragment_swiglu<128, false>(wbuf, d, lane, c0, c0 + PER);
+      stage_fragment_swiglu<NACC, false>(wbuf, d, lane, c0, c0 + PER);
     }
     fence_proxy_async();
     __syncwarp();

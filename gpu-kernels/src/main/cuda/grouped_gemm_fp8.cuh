@@ -33,7 +33,8 @@ struct GroupedGemmFp8Args {
   // 1 = 2 warpgroups loading and computing in lockstep (a block barrier per k-block); 2 = warp-specialized:
   // a cp.async producer warpgroup and 2 consumer warpgroups synchronized by mbarriers; 3 = 2 with the tiles
   // loaded by TMA (bulk tensor copies); 4 = 3 on a persistent grid; 5 = 4 with 128×256 tiles (two 128-column
-  // halves per k-block, the same bits)
+  // halves per k-block, the same bits); 6 = 5 with 4 stages, outputs from the fragments; 7-10 = timing probes of 5
+  // (nothing stored); 11 = 128×128 tiles, the promotion overlapped with the next k-block's group (the same bits)
   int32_t variant;
   int64_t a_rows;  // R = offsets[E] (variant 3's tensor map of A)
 };

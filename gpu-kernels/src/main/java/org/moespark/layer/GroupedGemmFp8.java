@@ -42,7 +42,7 @@ public final class GroupedGemmFp8 {
   /** System property choosing the kernel variant ({@link #setVariant}); default 5. */
   public static final String VARIANT_PROPERTY = "moespark.gemm.fp8.variant";
 
-  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 5, 6);
+  private static volatile int variant = KernelVariants.initial(GroupedGemmFp8.class, VARIANT_PROPERTY, 5, 11);
 
   /**
    * Chooses the kernel for every later launch in this process (benchmarks, tests): 1 = two warpgroups that
@@ -58,10 +58,14 @@ public final class GroupedGemmFp8 {
    * more than 1024 experts fall back to 4; since 2026-11-23 (seventh session) a 3-stage ring whose bf16 outputs
    * are staged per warp and written by TMA bulk stores while the warp runs the next tile, as the bf16 GEMM's
    * variant 4); 6 = 5 with a 4-stage ring and every output stored from the fragments (variant 5 before). The
-   * same instructions and promotion order in all six: the same bits.
+   * same instructions and promotion order in all six: the same bits. 7-10 are timing probes of variant 5 that
+   * store nothing ({@code GemmTailBench}): 7 = without the epilogue, 8 = 7 without the promotion (the k-blocks'
+   * wgmma groups chained into one accumulator), 9 = 8 with m64n256k32 instructions, 10 = 7 without scale loads;
+   * 11 = 128×128 tiles whose consumers hold two partial accumulators, so that each k-block's promotion runs while
+   * the next k-block's wgmma group is in flight (the same bits as 1-6; more than 1024 experts fall back to 4).
    */
   public static void setVariant(int v) {
-    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 6);
+    variant = KernelVariants.parse(VARIANT_PROPERTY, Integer.toString(v), 11);
   }
 
   /** The kernel variant in use. */

@@ -49,11 +49,12 @@ class GroupedGemmFp8GpuTest extends DeviceTest {
     }
     float[] ref = GroupedGemmFp8.reference(qa, k, sa, off, qb, k, sb, n, k);
     int before = GroupedGemmFp8.variant();
-    float[][] perVariant = new float[6][];
+    int[] variants = {1, 2, 3, 4, 5, 6, 11};
+    float[][] perVariant = new float[variants.length][];
     try {
-      for (int v = 1; v <= 6; v++) {
-        GroupedGemmFp8.setVariant(v);
-        perVariant[v - 1] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + v);
+      for (int i = 0; i < variants.length; i++) {
+        GroupedGemmFp8.setVariant(variants[i]);
+        perVariant[i] = check(k, n, off, qa, sa, qb, sb, bias, ref, "variant " + variants[i]);
       }
     } finally {
       GroupedGemmFp8.setVariant(before);
@@ -63,6 +64,7 @@ class GroupedGemmFp8GpuTest extends DeviceTest {
     Tolerance.assertBitEqual(perVariant[3], perVariant[0], "FP8 GEMM variant 4 (persistent) vs variant 1");
     Tolerance.assertBitEqual(perVariant[4], perVariant[0], "FP8 GEMM variant 5 (128x256 tiles) vs variant 1");
     Tolerance.assertBitEqual(perVariant[5], perVariant[0], "FP8 GEMM variant 6 (128x256 tiles, 4 stages) vs variant 1");
+    Tolerance.assertBitEqual(perVariant[6], perVariant[0], "FP8 GEMM variant 11 (overlapped promotion) vs variant 1");
   }
 
   /**
@@ -103,22 +105,26 @@ class GroupedGemmFp8GpuTest extends DeviceTest {
     try (DeviceBuffer da = alloc.upload(qa, "a"); DeviceBuffer dsa = alloc.upload(sa, "sa");
         DeviceBuffer db = alloc.upload(qb, "b"); DeviceBuffer dsb = alloc.upload(sb, "sb");
         DeviceBuffer c6 = alloc.allocate(2L * rows * (n + 24), "c6");
-        DeviceBuffer c5 = alloc.allocate(2L * rows * (n + 24), "c5")) {
+        DeviceBuffer c5 = alloc.allocate(2L * rows * (n + 24), "c5");
+        DeviceBuffer c11 = alloc.allocate(2L * rows * (n + 24), "c11")) {
       for (Object[] cs : cases) {
         GroupedGemm.Epilogue ep = (GroupedGemm.Epilogue) cs[0];
         int cols = (int) cs[1];
         long ldc = (int) cs[2];
         GatedActivation act = ep == GroupedGemm.Epilogue.SWIGLU ? GatedActivation.SWIGLU : null;
-        short[][] got = new short[2][];
-        for (int i = 0; i < 2; i++) {
-          DeviceBuffer c = i == 0 ? c6 : c5;
+        short[][] got = new short[3][];
+        int[] variants = {6, 5, 11};
+        for (int i = 0; i < 3; i++) {
+          DeviceBuffer c = i == 0 ? c6 : i == 1 ? c5 : c11;
           c.fill(0x7f, stream);
-          GroupedGemmFp8.setVariant(i == 0 ? 6 : 5);
+          GroupedGemmFp8.setVariant(variants[i]);
           GroupedGemmFp8.gemm(alloc, da, k, dsa, off, db, k, dsb, n, k, null, ep, roundBf16, act, c, ldc);
           got[i] = c.toShorts((int) (rows * ldc));
         }
         Tolerance.assertBitEqualRows(got[1], got[0], ldc, cols, (short) 0x7f7f,
             "FP8 variant 5 vs variant 6, " + ep + " ldc " + ldc);
+        Tolerance.assertBitEqualRows(got[2], got[0], ldc, cols, (short) 0x7f7f,
+            "FP8 variant 11 vs variant 6, " + ep + " ldc " + ldc);
       }
     } finally {
       GroupedGemmFp8.setVariant(before);

@@ -31,8 +31,9 @@ class GroupedGemmFp8Test {
   @Test
   void unknownKernelVariantsAreRejected() {
     int before = GroupedGemmFp8.variant();
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemmFp8.setVariant(7));
-    assertTrue(e.getMessage().contains("moespark.gemm.fp8.variant must be 1, 2, 3, 4, 5 or 6, got 7"), e.getMessage());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> GroupedGemmFp8.setVariant(12));
+    assertTrue(e.getMessage().contains("moespark.gemm.fp8.variant must be 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 or 11, got 12"),
+        e.getMessage());
     assertEquals(before, GroupedGemmFp8.variant(), "unchanged after a rejected value");
     e = assertThrows(IllegalArgumentException.class, () -> KernelVariants.parse("p", " x ", 3));
     assertEquals("p must be 1, 2 or 3, got ' x '", e.getMessage());
